@@ -1,0 +1,1 @@
+"""Hand-written course tooling: build, lint, validate, grade (the `course` CLI)."""
