@@ -1,0 +1,91 @@
+"""`course build`: modules/ -> nbs/ -> tinytorch/ -> grading/source -> grading/release.
+
+Every step writes a file only when its content changes, so a second build is a no-op.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .grammar import check_source
+from .layout import Course, say
+from .notebooks import dumps, source_to_notebook, strip_markers, write_if_changed
+
+
+def drop_marker_lines(cell) -> None:
+    """nbdev cell processor: the package never sees solution or hidden-test markers."""
+    cell.source = strip_markers(cell.source)
+
+
+@contextlib.contextmanager
+def _cwd(path: Path):
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def export_notebook(notebook: Path, lib_dir: Path, solo: bool = False) -> list[Path]:
+    """nbdev-export one notebook into lib_dir (markers stripped); return the files whose
+    content changed."""
+    from nbdev.export import nb_export
+
+    before = {p: p.read_bytes() for p in lib_dir.glob("*.py")}
+    nb_export(str(notebook), lib_path=str(lib_dir), procs=[drop_marker_lines], solo_nb=solo)
+    return [p for p in sorted(lib_dir.glob("*.py")) if before.get(p) != p.read_bytes()]
+
+
+def generate_release(course: Course, module: str) -> bool:
+    """nbgrader generate_assignment for one module; True when the release changed."""
+    release = course.release(module)
+    before = release.read_bytes() if release.exists() else None
+    result = subprocess.run(
+        ["nbgrader", "generate_assignment", module, "--force", "--log-level=WARN"],
+        cwd=course.grading_dir, env=course.subprocess_env(), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"error: nbgrader generate_assignment {module} failed:\n{result.stdout}{result.stderr}")
+    # nbgrader copies every non-notebook file of source/ into the release: allow none
+    extra = [p for p in release.parent.rglob("*") if p.is_file() and p.suffix != ".ipynb"]
+    if extra:
+        raise SystemExit(f"error: release of {module} holds non-notebook files: {extra}")
+    return before != release.read_bytes()
+
+
+def build(course: Course, modules: list[str]) -> dict[str, list[str]]:
+    """Build the given modules; return {module: [paths that changed]}."""
+    problems = [p for m in modules for p in check_source(course.source(m))]
+    if problems:
+        raise SystemExit("error: module sources break the grammar:\n" + "\n".join(map(str, problems)))
+    report: dict[str, list[str]] = {}
+    for module in modules:
+        started = time.perf_counter()
+        changed: list[Path] = []
+        nb = source_to_notebook(course.source(module), module)
+        text = dumps(nb)
+        if write_if_changed(course.notebook(module), text):
+            changed.append(course.notebook(module))
+        with _cwd(course.root):
+            changed += export_notebook(course.notebook(module), course.lib_dir)
+        if write_if_changed(course.grading_source(module), text):
+            changed.append(course.grading_source(module))
+        if generate_release(course, module):
+            changed.append(course.release(module))
+        rel = [str(p.relative_to(course.root)) for p in changed]
+        report[module] = rel
+        say(f"built {module} in {time.perf_counter() - started:.1f}s"
+            + (f": {len(rel)} file(s) changed" if rel else ": up to date"))
+    return report
+
+
+def clean_runtime(course: Course) -> None:
+    """Remove run-time grading data (gradebook, submissions, autograded, feedback)."""
+    for name in ("submitted", "autograded", "feedback"):
+        shutil.rmtree(course.grading_dir / name, ignore_errors=True)
+    for name in ("gradebook.db", "grades.csv"):
+        (course.grading_dir / name).unlink(missing_ok=True)
