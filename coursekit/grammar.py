@@ -94,6 +94,8 @@ def _classify(raw: str) -> tuple[str, dict, str | None]:
     if kind is None:
         return "given", meta, (f"nbgrader flags {meta!r} match no cell shape "
                                "(given, exercise or graded test)")
+    if kind == "test" and "points" not in meta:
+        return kind, meta, "graded cell lacks points"
     if list(meta) != KEY_ORDER[kind]:
         return kind, meta, f"{kind} cell keys must be exactly {KEY_ORDER[kind]} in this order, got {list(meta)}"
     if kind == "test" and (not isinstance(meta["points"], (int, float)) or meta["points"] <= 0):

@@ -1,0 +1,70 @@
+"""`course build` from a clean copy: what it makes, that it is idempotent, that nothing leaks."""
+import hashlib
+import json
+import subprocess
+import sys
+
+import nbformat
+
+from coursekit.build import build
+from coursekit.layout import MARKERS
+from coursekit.notebooks import is_exercise, is_graded, solution_only_lines
+
+
+def _digest(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for sub in ("nbs", "tinytorch", "grading/source", "grading/release")
+            for p in sorted((root / sub).rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def test_build_makes_every_output(built_course):
+    course, report = built_course
+    assert (course.root / "tinytorch" / "nn.py").is_file()
+    assert (course.root / "tinytorch" / "data.py").is_file()
+    for module in course.module_names():
+        assert course.notebook(module).is_file()
+        assert course.grading_source(module).is_file()
+        assert course.release(module).is_file()
+        assert str(course.release(module).relative_to(course.root)) in report[module]
+
+
+def test_second_build_changes_nothing(built_course):
+    course, _ = built_course
+    before = _digest(course.root)
+    report = build(course, course.module_names())
+    assert all(changed == [] for changed in report.values()), report
+    assert _digest(course.root) == before
+
+
+def test_release_holds_only_notebooks_without_solutions(built_course):
+    course, _ = built_course
+    for module in course.module_names():
+        files = [p for p in course.release(module).parent.rglob("*") if p.is_file()]
+        assert files == [course.release(module)], f"release of {module} holds {files}"
+        released = course.release(module).read_text(encoding="utf-8")
+        for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "END SOLUTION", "END HIDDEN TESTS"):
+            assert marker not in released, f"{marker!r} in the release of {module}"
+        reference = nbformat.read(course.notebook(module), as_version=4)
+        released_lines = {line.strip() for cell in json.loads(released)["cells"]
+                          for line in "".join(cell["source"]).split("\n")}
+        outside = {line.strip() for cell in reference.cells for line in cell.source.split("\n")
+                   if not (is_exercise(cell) or is_graded(cell))}
+        # a line that only exists inside solution or hidden-test regions must not be released
+        secret = {line for cell in reference.cells for line in solution_only_lines(cell.source)} - outside
+        leaked = sorted(secret & released_lines - {"pass", "return", "else:", "break", "continue"})
+        assert leaked == [], f"{module}: solution-only lines in the release: {leaked[:5]}"
+
+
+def test_package_has_no_markers_and_imports_in_a_fresh_process(built_course):
+    course, _ = built_course
+    modules = sorted(p.stem for p in course.lib_dir.glob("*.py") if not p.stem.startswith("_"))
+    assert {"nn", "data"} <= set(modules)
+    for path in course.lib_dir.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not any(marker in text for marker in MARKERS), f"marker line in {path.name}"
+    code = ("import sys, tinytorch, importlib; "
+            f"assert tinytorch.__file__.startswith({str(course.root)!r}), tinytorch.__file__; "
+            + "; ".join(f"importlib.import_module('tinytorch.{m}')" for m in modules))
+    result = subprocess.run([sys.executable, "-c", code], env=course.subprocess_env(),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

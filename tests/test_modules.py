@@ -1,0 +1,23 @@
+"""Every module is honest: the reference passes every test, the stub fails every graded cell."""
+import pytest
+
+from coursekit.layout import Course
+from coursekit.validate import execute
+
+from conftest import REPO
+
+MODULES = Course.at(REPO).module_names()
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_reference_passes_and_stub_fails_every_graded_cell(built_course, module):
+    course, _ = built_course
+    ref = execute(course, course.notebook(module))
+    assert ref.errors == [], f"reference of {module} fails: {ref.errors}"
+    assert ref.graded, f"{module} has no graded cells"
+    assert ref.stderr == {}, f"graded cells of {module} write to stderr (autograde scores them 0): {ref.stderr}"
+    stub = execute(course, course.release(module))
+    passing = [gid for gid in stub.graded if gid not in stub.failed]
+    assert passing == [], f"{module}: graded cells pass on the untouched stub: {passing}"
+    assert stub.graded == ref.graded
+    print(f"{module}: reference ran in {ref.seconds:.1f}s")
