@@ -33,11 +33,21 @@ def _cwd(path: Path):
 
 def export_notebook(notebook: Path, lib_dir: Path, solo: bool = False) -> list[Path]:
     """nbdev-export one notebook into lib_dir (markers stripped); return the files whose
-    content changed."""
+    content changed.
+
+    Each package module belongs to exactly one notebook, so every module the notebook
+    exports to (`#| default_exp nn`, `#| export data`) is written afresh, never appended to.
+    """
     from nbdev.export import nb_export
+    from nbdev.maker import ModuleMaker
+
+    class FreshModuleMaker(ModuleMaker):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "is_new": True})
 
     before = {p: p.read_bytes() for p in lib_dir.glob("*.py")}
-    nb_export(str(notebook), lib_path=str(lib_dir), procs=[drop_marker_lines], solo_nb=solo)
+    nb_export(str(notebook), lib_path=str(lib_dir), procs=[drop_marker_lines], solo_nb=solo,
+              mod_maker=FreshModuleMaker)
     return [p for p in sorted(lib_dir.glob("*.py")) if before.get(p) != p.read_bytes()]
 
 

@@ -49,7 +49,8 @@ def _invalid_notebook(folder: Path, assignment: str) -> str | None:
         try:
             nbformat.validate(nbformat.read(path, as_version=4))
         except Exception as exc:  # nbformat raises several types for bad files
-            return f"invalid notebook {path.name}: {' '.join(str(exc).split())[:100]}"
+            reason = " ".join(str(exc).split()).split(":")[0][:100]
+            return f"invalid notebook {path.name}: {reason}"
     return None
 
 

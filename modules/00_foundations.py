@@ -52,6 +52,7 @@ import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
+from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 # %% [markdown]
 # ## 1. The data: 8×8 handwritten digits, offline
@@ -1225,6 +1226,12 @@ class Adam(_Optimizer):
 
 # %% nbgrader={"grade": false, "grade_id": "training", "locked": true, "schema_version": 3, "solution": false}
 #| export
+def _one_blas_thread():
+    """Context: BLAS on one thread. The matrices here are tiny; on a shared or busy machine
+    multi-threaded BLAS spends more time waiting for its threads than multiplying."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _check_model(model) -> None:
     if not isinstance(model, Module):
         raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
@@ -1235,8 +1242,9 @@ def predict(model: Module, X: np.ndarray, batch_size: int = 512) -> np.ndarray:
     _check_model(model)
     X = _check_float_array(X, "X")
     batch_size = _check_positive_int(batch_size, "batch_size")
-    return np.concatenate([model.forward(X[start:start + batch_size])
-                           for start in range(0, len(X), batch_size)])
+    with _one_blas_thread():
+        return np.concatenate([model.forward(X[start:start + batch_size])
+                               for start in range(0, len(X), batch_size)])
 
 
 def evaluate(model: Module, X: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
@@ -1271,24 +1279,25 @@ def train(model: Module, X: np.ndarray, y: np.ndarray, epochs: int, lr: float, b
     opt = Adam(params, grads, lr=lr) if optimizer == "adam" else SGD(params, grads, lr=lr)
     loss_fn = CrossEntropyLoss()
     history: dict[str, list[float]] = {"loss": [], "train_acc": [], "val_acc": []}
-    for _ in range(epochs):
-        order = rng.permutation(len(X))
-        loss_sum, correct = 0.0, 0
-        for start in range(0, len(X), batch_size):
-            idx = order[start:start + batch_size]
-            xb, yb = X[idx], y[idx]
-            logits = model.forward(xb)
-            loss_sum += loss_fn.forward(logits, yb) * len(idx)
-            correct += int(np.sum(np.argmax(logits, axis=1) == yb))
-            opt.zero_grad()
-            model.backward(loss_fn.backward())
-            opt.step()
-            if after_step is not None:
-                after_step(model)
-        history["loss"].append(loss_sum / len(X))
-        history["train_acc"].append(correct / len(X))
-        if X_val is not None:
-            history["val_acc"].append(evaluate(model, X_val, y_val))
+    with _one_blas_thread():
+        for _ in range(epochs):
+            order = rng.permutation(len(X))
+            loss_sum, correct = 0.0, 0
+            for start in range(0, len(X), batch_size):
+                idx = order[start:start + batch_size]
+                xb, yb = X[idx], y[idx]
+                logits = model.forward(xb)
+                loss_sum += loss_fn.forward(logits, yb) * len(idx)
+                correct += int(np.sum(np.argmax(logits, axis=1) == yb))
+                opt.zero_grad()
+                model.backward(loss_fn.backward())
+                opt.step()
+                if after_step is not None:
+                    after_step(model)
+            history["loss"].append(loss_sum / len(X))
+            history["train_acc"].append(correct / len(X))
+            if X_val is not None:
+                history["val_acc"].append(evaluate(model, X_val, y_val))
     return history
 
 

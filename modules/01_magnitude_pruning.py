@@ -59,6 +59,11 @@ from tinytorch.nn import train
 import time
 
 import matplotlib.pyplot as plt
+from threadpoolctl import threadpool_limits
+
+# One BLAS thread: on a small, shared CPU multi-threaded BLAS makes these tiny matrix
+# products up to 100x slower (threads spin waiting for each other), and timings noisy.
+threadpool_limits(1)
 
 from tinytorch.data import load_digits_split
 from tinytorch.nn import evaluate, make_mlp
@@ -601,13 +606,14 @@ assert all(_m.dtype == np.float32 for _m in _ms.values()), "masks must be float3
 assert np.array_equal(_ms["a.weight"], np.array([[0, 1], [0, 1]], dtype=np.float32)), f"a.weight mask: got {_ms['a.weight'].tolist()}"
 assert np.array_equal(_ms["b.weight"], np.array([[1, 0, 1]], dtype=np.float32)), f"b.weight mask: got {_ms['b.weight'].tolist()}"
 _rng = np.random.default_rng(2)
-_sd = {"x": _rng.normal(size=(30, 20)), "y": 0.1 * _rng.normal(size=(10, 20))}
+_sd = {"x": _rng.normal(size=(30, 20)), "y": 0.3 * _rng.normal(size=(10, 20))}
 _ms = global_magnitude_masks(_sd, 0.5)
 _zeros = sum(int((_m == 0).sum()) for _m in _ms.values())
 assert _zeros == 400, f"50% of 800 weights: expected 400 zeros in all, got {_zeros}"
 assert (_ms["y"] == 0).mean() > (_ms["x"] == 0).mean(), "the layer with smaller weights must lose more under one global threshold"
-_kept_min = min(np.abs(_sd[n][_ms[n] == 1]).min() for n in _ms)
-_pruned_max = max(np.abs(_sd[n][_ms[n] == 0]).max() for n in _ms)
+_all_w = np.concatenate([np.abs(_sd[n]).ravel() for n in _ms])
+_all_m = np.concatenate([_ms[n].ravel() for n in _ms])
+_kept_min, _pruned_max = _all_w[_all_m == 1].min(), _all_w[_all_m == 0].max()
 assert _kept_min >= _pruned_max, f"one threshold: every kept |w| ({_kept_min:.4f}) >= every pruned |w| ({_pruned_max:.4f})"
 ### BEGIN HIDDEN TESTS
 _ms = global_magnitude_masks({"p": np.ones((2, 2)), "q": np.ones((1, 2)), "r": np.ones(3)}, 0.5, names=["q", "p", "r"])
@@ -833,7 +839,8 @@ assert np.array_equal(_model.parameters()["0.weight"], _before["0.weight"] * _ma
 assert _model.parameters()["0.weight"] is _params["0.weight"], "apply_masks must work in place (the same array object)"
 assert np.array_equal(_model.parameters()["2.weight"], _before["2.weight"]), "parameters without a mask must not change"
 _rep = sparsity_report(_model)
-assert abs(_rep["per_layer"]["0.weight"] - 0.8) < 1e-9, f"0.weight sparsity: expected 0.8, got {_rep['per_layer']['0.weight']}"
+assert abs(_rep["per_layer"]["0.weight"] - round(0.8 * 8192) / 8192) < 1e-9, \
+    f"0.weight sparsity: expected {round(0.8 * 8192) / 8192}, got {_rep['per_layer']['0.weight']}"
 ### BEGIN HIDDEN TESTS
 for _bad, _exc in (({"nope.weight": np.ones((2, 2))}, ValueError), ({"0.weight": np.ones((3, 3))}, ValueError),
                    ({"0.weight": np.full(_params["0.weight"].shape, 0.5)}, ValueError), ([("0.weight", 1)], TypeError)):
@@ -887,15 +894,15 @@ def finetune_masked(model, masks, X, y, epochs=5, lr=1e-3, batch_size=64, seed=0
 _model = make_mlp(seed=1)
 _masks = {_n: magnitude_mask(_v, 0.9) for _n, _v in _model.parameters().items() if _v.ndim == 2}
 _calls = []
-_hist = finetune_masked(_model, _masks, X_train[:256], y_train[:256], epochs=2, lr=1e-2, after_step=lambda m: _calls.append(1))
+_hist = finetune_masked(_model, _masks, X_train[:512], y_train[:512], epochs=5, lr=1e-2, after_step=lambda m: _calls.append(1))
 assert isinstance(_hist, dict) and "loss" in _hist, f"expected train()'s history dict, got {type(_hist).__name__}"
 for _n, _m in _masks.items():
     _w = _model.parameters()[_n]
     assert np.all(_w[_m == 0] == 0), f"{_n}: pruned weights must stay exactly zero after fine-tuning"
     assert np.any(_w[_m == 1] != 0), f"{_n}: kept weights should still be non-zero"
-assert len(_calls) == 8, f"the caller's after_step must run after every step (2 epochs x 4 batches = 8), got {len(_calls)}"
-_acc = evaluate(_model, X_train[:256], y_train[:256])
-assert _acc > 0.3, f"fine-tuning a 90%-sparse MLP for 2 epochs should learn something; train accuracy {_acc:.3f}"
+assert len(_calls) == 40, f"the caller's after_step must run after every step (5 epochs x 8 batches = 40), got {len(_calls)}"
+_acc = evaluate(_model, X_train[:512], y_train[:512])
+assert _acc > 0.4, f"fine-tuning a 90%-sparse MLP for 5 epochs should learn something; train accuracy {_acc:.3f}"
 ### BEGIN HIDDEN TESTS
 try:
     finetune_masked(make_mlp(seed=1), {"x": np.ones(2)}, X_train[:64], y_train[:64], epochs=1)
