@@ -11,5 +11,3 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.timeout = 60
 # Students may edit only solution cells; locked cells are restored from the gradebook.
 c.Autograde.create_student = True
-# Kernels talk over local IPC sockets, not TCP (quieter and not reachable from the network).
-c.KernelManager.transport = "ipc"
