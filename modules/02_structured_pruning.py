@@ -43,7 +43,7 @@ import time
 
 import numpy as np
 
-from tinytorch.nn import Conv2d, CrossEntropyLoss, Flatten, Linear, Sequential
+from tinytorch.nn import Conv2d, CrossEntropyLoss, Flatten, Linear, ReLU, Sequential
 from tinytorch.prune import MagnitudePruner, prune_count, validate_sparsity, validate_weights
 
 # %% nbgrader={"grade": false, "grade_id": "notebook-imports", "locked": true, "schema_version": 3, "solution": false}
@@ -799,7 +799,7 @@ assert np.asarray(_r["kept_heads"]).tolist() == [2, 3], f"ties: the lower heads 
 assert prune_attention_heads(_wq, _wk, _wv, _wo, _H, 1.0)["n_heads"] == 1, "one head always survives"
 for _call, _exc in ((lambda: head_importance(_wq, _wk, _wv, _wo, 5), ValueError),
                     (lambda: head_importance(_wq, _wk[:6], _wv, _wo, 4), ValueError),
-                    (lambda: prune_attention_heads(_wq, _wk, _wv, _wo.T[:5], 4), ValueError),
+                    (lambda: prune_attention_heads(_wq, _wk, _wv, _wo[:, :6], 4), ValueError),
                     (lambda: prune_attention_heads(_wq, _wk, _wv, _wo, 4, scores=np.ones(3)), ValueError),
                     (lambda: prune_attention_heads(_wq, _wk, _wv, _wo, 4.0), TypeError),
                     (lambda: prune_attention_heads(_wq, _wk, _wv, _wo, 4, 2.0), ValueError)):
