@@ -9,7 +9,8 @@ setup:
 demo: setup  ## build everything, simulate submissions for every module, autograde, print scores
 	$(BIN)/course demo
 
-test: setup  ## the whole test suite (builds a clean copy of the course in a temp folder)
+test: setup  ## build the package here, then the whole test suite (pipeline tests also build a clean copy in a temp folder)
+	$(BIN)/course build
 	$(BIN)/python -m pytest
 
 build: setup

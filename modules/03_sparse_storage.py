@@ -685,32 +685,46 @@ for _args in ((_v, [0, 2, 7]), (_v, [1, 6]), (_v, [0, 4, 2, 6]), (_v, [0])):
 # ### Exercise 5: matrix-vector product
 #
 # Write `csr_matvec(A, x)`, $y = A x$ for a `CSRMatrix` `A` and a vector `x` of length
-# $n$ (validated and converted to float32 for you). Three passes, no Python loop, no dense
-# matrix:
+# $n$ (validated and converted to float32 for you). Three passes, no Python loop over rows
+# or entries, no dense matrix. For one block of rows `r0:r1`, whose entries are
+# `a = A.indptr[r0]` to `e = A.indptr[r1]`:
 #
 # ```
-# work = A.workspace(A.nnz)                                   # preallocated, reused
-# np.take(x, A.gather_index, out=work, mode="clip")           # gather
-# np.multiply(work, A.data, out=work)                         # multiply in place
-# return row_sums(work, A.indptr)                             # segmented sum
+# work = A.workspace(e - a)                                      # preallocated, reused
+# np.take(x, A.gather_index[a:e], out=work, mode="clip")         # gather
+# np.multiply(work, A.data[a:e], out=work)                       # multiply in place
+# y[r0:r1] = row_sums(work, A.indptr[r0:r1 + 1] - a)             # segmented sum
 # ```
 #
-# Why these details: `out=` writes into a buffer the matrix keeps, so no megabytes are
-# allocated (and page-faulted) per call; `A.gather_index` is `indices` already converted to
-# numpy's native index type (numpy would convert int32 indices on every call otherwise);
-# `mode="clip"` skips the per-element bounds check, which is safe because the constructor
-# has already checked every index.
+# and `A.row_blocks(BLOCK_ELEMENTS)` gives the blocks `(r0, r1)`: consecutive row ranges
+# with about `BLOCK_ELEMENTS` entries each (a whole small matrix is one block). Why these
+# details:
+#
+# * **blocks** keep the work buffer (a few hundred KB) in the CPU cache while the three
+#   passes run over it, instead of writing megabytes to memory and reading them back twice;
+#   the loop runs over a handful of blocks, not over rows;
+# * **`out=`** writes into a buffer the matrix keeps, so nothing is allocated (and
+#   page-faulted) per call;
+# * **`A.gather_index`** is `indices` already converted to numpy's native index type:
+#   `np.take` would convert int32 indices on every call otherwise;
+# * **`mode="clip"`** skips the per-element bounds check, safe because the constructor has
+#   checked every index.
 
 # %% nbgrader={"grade": false, "grade_id": "csr_matvec", "locked": false, "schema_version": 3, "solution": true}
 #| export
 def csr_matvec(A, x):
-    """y = A @ x touching only the stored entries: gather, multiply, segmented sum."""
+    """y = A @ x touching only the stored entries: per row block gather, multiply, segmented sum."""
     x = _check_vector(A, x)
     ### BEGIN SOLUTION
-    work = A.workspace(A.nnz)
-    np.take(x, A.gather_index, out=work, mode="clip")
-    np.multiply(work, A.data, out=work)
-    return row_sums(work, A.indptr)
+    y = np.empty(A.shape[0], dtype=np.float32)
+    cols = A.gather_index
+    for r0, r1 in A.row_blocks(BLOCK_ELEMENTS):
+        a, e = int(A.indptr[r0]), int(A.indptr[r1])
+        work = A.workspace(e - a)
+        np.take(x, cols[a:e], out=work, mode="clip")
+        np.multiply(work, A.data[a:e], out=work)
+        y[r0:r1] = row_sums(work, A.indptr[r0:r1 + 1] - a)
+    return y
     ### END SOLUTION
 
 
@@ -734,6 +748,13 @@ assert np.array_equal(_Z.matvec(np.ones(4)), np.zeros(3)), "all-zero matrix give
 _F = _rng.normal(size=(6, 5)).astype(np.float32)
 _x = _rng.normal(size=5).astype(np.float32)
 assert np.allclose(CSRMatrix.from_dense(_F) @ _x, _F.astype(np.float64) @ _x, atol=1e-5), "fully dense matrix"
+_M = _rng.normal(size=(500, 500)).astype(np.float32)
+_M[::3] = 0.0
+_M[-5:] = 0.0
+_x = _rng.normal(size=500).astype(np.float32)
+assert len(CSRMatrix.from_dense(_M).row_blocks(BLOCK_ELEMENTS)) > 1, "this test needs several row blocks"
+_err = np.abs(CSRMatrix.from_dense(_M).matvec(_x) - _M.astype(np.float64) @ _x).max()
+assert _err < 1e-3, f"500 x 500 with empty rows, several row blocks: max error {_err:.2e}"
 _y1 = _A.matvec(np.arange(6))
 _y2 = _A.matvec(np.ones(6))
 assert np.array_equal(_y1, EXAMPLE @ np.arange(6)), "the result of a call must not change with the next call (shared buffer?)"
@@ -763,16 +784,14 @@ else:
 #
 # A layer sees a batch: `csr_matmat(A, X)` computes $Y = A X$ for `X` of shape
 # `(n_cols, batch)` and returns `(n_rows, batch)`. The validation hands you `XT`, the batch
-# as **rows** `(batch, n_cols)`, C-contiguous, so the gather of every sample is one
-# `np.take(XT, cols, axis=1)` and the buffer has shape `(batch, nnz)`; `row_sums` then sums
-# along its last axis, and you return the transpose of the `(batch, n_rows)` result.
+# as **rows** `(batch, n_cols)`, C-contiguous, so the gather of every sample at once is one
+# `np.take(XT, cols, axis=1)` into a `(batch, e - a)` buffer; `row_sums` sums along its last
+# axis, and you return the transpose of the `(batch, n_rows)` result.
 #
-# At batch 32 and 90% sparsity a 4096 x 4096 layer's buffer would be `32 * 1.7M` floats,
-# over 200 MB. So process the rows in blocks: `A.row_blocks(max(1, BLOCK_ELEMENTS //
-# batch))` gives row ranges `(r0, r1)` whose entries `a = indptr[r0]` to `e = indptr[r1]`
-# fill about `BLOCK_ELEMENTS` buffer entries. This loops over blocks (a few dozen), not over
-# rows or entries, and the buffer of each block stays in the CPU cache between the three
-# passes.
+# The same blocks as in exercise 5, but the buffer now has `batch` rows, so ask for blocks
+# of `max(1, BLOCK_ELEMENTS // batch)` entries: the buffer keeps its size whatever the
+# batch. (Unblocked, a 4096 x 4096 layer at 90% sparsity and batch 32 would need a buffer of
+# `32 * 1.7M` floats, over 200 MB.)
 #
 # *Hints.* Per block: `work = A.workspace(batch * (e - a)).reshape(batch, e - a)`, gather
 # the columns `A.gather_index[a:e]` of `XT` into it, multiply by `A.data[a:e]` (it
@@ -1071,7 +1090,7 @@ class SparseLinear:
         self.linear_weights = pruned.astype(np.float32)
         self.mask = mask.astype(np.float32)
         self.sparse_weights = CSRMatrix.from_dense(self.linear_weights)
-        self.sparsity = 1.0 - np.count_nonzero(self.mask) / self.mask.size
+        self.sparsity = float(1.0 - np.count_nonzero(self.mask) / self.mask.size)
         self.sparse_ops = self.sparse_weights.nnz
         ### END SOLUTION
 
