@@ -8,7 +8,7 @@ feed tinytorch's CSRMatrix and scipy.sparse.csr_matrix (scipy is a reference onl
 dependency of tinytorch). All products of one configuration are timed interleaved (one call
 of each per round, after warm-up rounds) and the median is reported, so a noisy spell of a
 shared machine hits them alike. Dense numpy runs with the BLAS thread count it has by
-default (shown in the header) and, as an extra column, limited to one thread like the two
+default (shown in the header) and, in a separate run, limited to one thread like the two
 sparse products. Ratios: speedup = dense time / CSR time (> 1: CSR is faster),
 vs scipy = CSR time / scipy time (how many times slower than the compiled reference).
 """
@@ -52,12 +52,11 @@ def run(size: int, sparsities: list[float], batches: list[int], repeats: int, wa
                 if not np.all(np.abs(y - ref) <= tol):
                     raise SystemExit(f"{name} product is wrong at sparsity {s}, batch {b}")
 
-            def dense_1thread():
-                with threadpool_limits(1, user_api="blas"):
-                    Ws @ x
-            t = median_times_ms({"dense": lambda: Ws @ x, "dense_1t": dense_1thread,
-                                 "csr": lambda: A @ x, "scipy": lambda: S @ x},
-                                repeats=repeats if b == 1 else max(5, repeats // 3), warmup=warmup)
+            reps = repeats if b == 1 else max(5, repeats // 3)
+            t = median_times_ms({"dense": lambda: Ws @ x, "csr": lambda: A @ x, "scipy": lambda: S @ x},
+                                repeats=reps, warmup=warmup)
+            with threadpool_limits(1, user_api="blas"):
+                t["dense_1t"] = median_times_ms({"d": lambda: Ws @ x}, repeats=reps, warmup=warmup)["d"]
             rows.append({"sparsity": s, "batch": b, "nnz": A.nnz, **t,
                          "speedup": t["dense"] / t["csr"], "speedup_1t": t["dense_1t"] / t["csr"],
                          "vs_scipy": t["csr"] / t["scipy"], "theory": 1 / (1 - s)})
@@ -69,7 +68,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=4096)
     p.add_argument("--sparsity", type=float, nargs="+", default=[0.90, 0.95])
     p.add_argument("--batch", type=int, nargs="+", default=[1, 32])
-    p.add_argument("--repeats", type=int, default=60, help="timed rounds for batch 1 (a third for larger batches)")
+    p.add_argument("--repeats", type=int, default=100, help="timed rounds for batch 1 (a third for larger batches)")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -77,6 +76,7 @@ def main(argv=None) -> int:
     print(f"# {args.size} x {args.size} float32, median of interleaved runs after {args.warmup} warm-up rounds")
     print(f"# python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
           f"{os.cpu_count()} CPU(s), {blas_description()}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    print("# load average before: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
     rows = run(args.size, args.sparsity, args.batch, args.repeats, args.warmup, args.seed)
     head = (f"{'sparsity':>8} {'batch':>5} {'nnz':>9} {'dense ms':>9} {'dense1t ms':>10} {'CSR ms':>8} {'scipy ms':>8} "
             f"{'speedup':>8} {'speedup1t':>9} {'vs scipy':>8} {'1/(1-s)':>7}")
@@ -85,6 +85,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['sparsity']:8.2f} {r['batch']:5d} {r['nnz']:9d} {r['dense']:9.3f} {r['dense_1t']:10.3f} {r['csr']:8.3f} "
               f"{r['scipy']:8.3f} {r['speedup']:8.2f} {r['speedup_1t']:9.2f} {r['vs_scipy']:7.2f}x {r['theory']:7.1f}")
+    print("# load average after: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
     print("speedup = dense / CSR (> 1: CSR faster); speedup1t = single-thread dense / CSR; vs scipy = CSR / scipy")
     target = [r for r in rows if abs(r["sparsity"] - 0.95) < 1e-9 and r["batch"] == 1]
     if target:

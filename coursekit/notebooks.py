@@ -59,18 +59,18 @@ def strip_markers(text: str) -> str:
     return "\n".join(line for line in text.split("\n") if line.strip() not in MARKERS)
 
 
-def solution_only_lines(text: str) -> list[str]:
-    """Non-blank lines that sit inside solution or hidden-test regions."""
-    inside, out = False, []
+def split_regions(text: str) -> tuple[list[str], list[str]]:
+    """(lines outside, lines inside) solution and hidden-test regions, stripped, non-blank."""
+    inside, public, secret = False, [], []
     for line in text.split("\n"):
         marker = line.strip()
         if marker in (SOLUTION_BEGIN, HIDDEN_BEGIN):
             inside = True
         elif marker in (SOLUTION_END, HIDDEN_END):
             inside = False
-        elif inside and marker:
-            out.append(marker)
-    return out
+        elif marker:
+            (secret if inside else public).append(marker)
+    return public, secret
 
 
 def exercise_points(nb) -> list[tuple[str, float]]:

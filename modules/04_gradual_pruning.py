@@ -135,7 +135,8 @@ def _weight_names(params, names=None):
 # - validate first: the two sparsities with `_check_fraction`, the steps with
 #   `_check_int` (`end_step` at least `begin_step`, so pass `minimum=begin_step`),
 #   and require `initial_sparsity <= final_sparsity` and a finite `power > 0`;
-# - `np.clip` the progress; return a Python `float`.
+# - return exactly `initial_sparsity` up to `begin_step` and exactly `final_sparsity`
+#   from `end_step` on (no rounding error at the ends); a Python `float` in between.
 
 # %% nbgrader={"grade": false, "grade_id": "polynomial-sparsity", "locked": false, "schema_version": 3, "solution": true}
 #| export
@@ -155,10 +156,11 @@ def polynomial_sparsity(step, initial_sparsity=0.0, final_sparsity=0.9, begin_st
         raise TypeError(f"power must be a positive number, got {type(power).__name__} {power!r}")
     if not np.isfinite(power) or power <= 0:
         raise ValueError(f"power must be a finite number > 0, got {power!r}")
-    if end_step == begin_step:
-        progress = 1.0 if step >= begin_step else 0.0
-    else:
-        progress = float(np.clip((step - begin_step) / (end_step - begin_step), 0.0, 1.0))
+    if step <= begin_step and not (step == begin_step == end_step):
+        return initial_sparsity  # exactly s_i before the ramp (no rounding from the formula)
+    if step >= end_step:
+        return final_sparsity
+    progress = (step - begin_step) / (end_step - begin_step)
     return float(final_sparsity + (initial_sparsity - final_sparsity) * (1.0 - progress) ** power)
     ### END SOLUTION
 
