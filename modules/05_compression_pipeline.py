@@ -583,10 +583,12 @@ for kwargs, error in [({"sparsities": []}, ValueError), ({"sparsities": [0.5, 0.
 #
 # 1. start every layer at its lowest scanned sparsity;
 # 2. while more than `max_params` weights remain, move **one** layer to its next
-#    scanned sparsity: the one with the smallest accuracy drop per weight removed,
+#    scanned sparsity $s_{next}$ (the next one that removes at least one more weight:
+#    skip grid points where $\text{kept}$ does not change), choosing the layer with the
+#    smallest accuracy drop per weight removed,
 #    $\big(a(s_{now}) - a(s_{next})\big) / (\text{kept}(s_{now}) - \text{kept}(s_{next}))$,
 #    where $\text{kept}(s) = n - \operatorname{round}(s\,n)$; ties go to the layer
-#    listed first; a move that removes no weight is never chosen;
+#    listed first;
 # 3. if no layer can move and the budget is still exceeded, raise `ValueError`.
 #
 # ### Exercise 4: `allocate_sparsities`
@@ -634,20 +636,21 @@ def allocate_sparsities(sensitivities, param_counts, max_params):
         best = None
         for name in curves:
             i = position[name]
-            if i + 1 >= len(levels[name]):
+            s_now = levels[name][i]
+            # the next scanned sparsity that removes at least one more weight
+            j = next((j for j in range(i + 1, len(levels[name]))
+                      if kept(name, levels[name][j]) < kept(name, s_now)), None)
+            if j is None:
                 continue
-            s_now, s_next = levels[name][i], levels[name][i + 1]
-            freed = kept(name, s_now) - kept(name, s_next)
-            if freed <= 0:
-                continue
-            cost = (curves[name][s_now] - curves[name][s_next]) / freed
+            freed = kept(name, s_now) - kept(name, levels[name][j])
+            cost = (curves[name][s_now] - curves[name][levels[name][j]]) / freed
             if best is None or cost < best[0]:
-                best = (cost, name, freed)
+                best = (cost, name, j, freed)
         if best is None:
             raise ValueError(f"max_params={max_params} cannot be met: at the highest scanned sparsities "
                              f"{total} weights remain")
-        _, name, freed = best
-        position[name] += 1
+        _, name, j, freed = best
+        position[name] = j
         total -= freed
     return {name: levels[name][position[name]] for name in curves}
     ### END SOLUTION
@@ -674,6 +677,8 @@ except ValueError:
     pass
 else:
     raise AssertionError("a budget below what the scanned sparsities reach should raise ValueError")
+one = allocate_sparsities({"t": {0.0: 1.0, 0.5: 0.5, 1.0: 0.0}}, {"t": 1}, max_params=0)
+assert one == {"t": 1.0}, f"a grid point that frees no weight (round(0.5 * 1) = 0) is skipped over; got {one}"
 tie = allocate_sparsities({"a": {0.0: 1.0, 0.5: 0.9}, "b": {0.0: 1.0, 0.5: 0.9}}, {"a": 10, "b": 10}, max_params=15)
 assert tie == {"a": 0.5, "b": 0.0}, f"ties go to the layer listed first; got {tie}"
 for args, error in [(({}, counts, 10), TypeError), ((sens, {"big": 1000}, 10), ValueError),

@@ -14,26 +14,48 @@ def test_good_fixture_is_clean():
     assert check_source(FIXTURES / "good.py") == []
 
 
+# Each broken source is good.py with one edit: (name, text replaced, replacement).
+BROKEN = {
+    "duplicate_grade_id": ('"grade_id": "imports"', '"grade_id": "double"'),
+    "missing_schema_version": ('"locked": false, "schema_version": 3, ', '"locked": false, '),
+    "marker_in_test": ("### BEGIN HIDDEN TESTS\n", "### BEGIN HIDDEN TESTS\n### BEGIN SOLUTION\n"),
+    "exercise_without_markers": ("    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n",
+                                 "    return 2 * x\n"),
+    "two_default_exp": ("import numpy as np\n", "import numpy as np\n#| default_exp other\n"),
+    "no_points": ('"locked": true, "points": 1, ', '"locked": true, '),
+}
+
+
+def broken_source(tmp_path: Path, name: str) -> Path:
+    good = (FIXTURES / "good.py").read_text()
+    old, new = BROKEN[name]
+    assert old in good
+    path = tmp_path / f"{name}.py"
+    path.write_text(good.replace(old, new, 1))
+    return path
+
+
 @pytest.mark.parametrize("name, line, fragment", [
-    ("duplicate_grade_id.py", 20, "duplicate grade_id 'double' (first at line 16)"),
-    ("missing_schema_version.py", 20, "lacks schema_version"),
-    ("marker_in_test.py", 31, "'### BEGIN SOLUTION' is not allowed in a test cell"),
-    ("exercise_without_markers.py", 20, "exercise cell has no '### BEGIN SOLUTION' region"),
-    ("two_default_exp.py", 19, "exactly one '#| default_exp', found 2"),
-    ("no_points.py", 28, "graded cell lacks points"),
+    ("duplicate_grade_id", 20, "duplicate grade_id 'double' (first at line 16)"),
+    ("missing_schema_version", 20, "lacks schema_version"),
+    ("marker_in_test", 31, "'### BEGIN SOLUTION' is not allowed in a test cell"),
+    ("exercise_without_markers", 20, "exercise cell has no '### BEGIN SOLUTION' region"),
+    ("two_default_exp", 19, "exactly one '#| default_exp', found 2"),
+    ("no_points", 28, "graded cell lacks points"),
 ])
-def test_each_problem_is_reported_at_its_line(name, line, fragment):
-    problems = check_source(FIXTURES / name)
+def test_each_problem_is_reported_at_its_line(tmp_path, name, line, fragment):
+    path = broken_source(tmp_path, name)
+    problems = check_source(path)
     assert len(problems) == 1, f"expected one problem in {name}, got {[str(p) for p in problems]}"
     assert problems[0].line == line and fragment in problems[0].message, str(problems[0])
-    assert str(problems[0]).startswith(f"{FIXTURES / name}:{line}: ")
+    assert str(problems[0]).startswith(f"{path}:{line}: ")
 
 
-def test_cli_exit_code_and_output(capsys):
+def test_cli_exit_code_and_output(tmp_path, capsys):
     assert main(["check", str(FIXTURES / "good.py")]) == 0
-    assert main(["check", str(FIXTURES / "marker_in_test.py")]) == 1
-    out = capsys.readouterr().out
-    assert f"{FIXTURES / 'marker_in_test.py'}:31:" in out
+    path = broken_source(tmp_path, "marker_in_test")
+    assert main(["check", str(path)]) == 1
+    assert f"{path}:31:" in capsys.readouterr().out
 
 
 def test_every_course_module_follows_the_grammar():
