@@ -181,8 +181,8 @@ class CSRMatrix:
         self.data = _freeze(np.array(data, dtype=np.float32))
         self.indices = _freeze(np.array(indices, dtype=np.int32))
         self.indptr = _freeze(np.array(indptr, dtype=np.int32))
-        self._gather = None  # intp copy of `indices`, built on the first product
-        self._work = np.empty(0, dtype=np.float32)  # reusable scratch buffer
+        self._work = np.empty(0, dtype=np.float32)  # reusable scratch buffers
+        self._index_work = np.empty(0, dtype=np.intp)
         self._blocks = {}
 
     @classmethod
@@ -230,21 +230,24 @@ class CSRMatrix:
         """Bytes of the same matrix as a dense float32 array."""
         return 4 * self.shape[0] * self.shape[1]
 
-    @property
-    def gather_index(self):
-        """`indices` as numpy's native index type (intp), built once.
-
-        numpy converts int32 index arrays to intp on *every* `take`; caching the converted
-        copy is working memory of this numpy implementation, not part of the format."""
-        if self._gather is None:
-            self._gather = _freeze(self.indices.astype(np.intp))
-        return self._gather
-
     def workspace(self, size):
         """A float32 scratch array of `size` entries, reused between calls (not thread-safe)."""
         if self._work.shape[0] < size:
             self._work = np.empty(size, dtype=np.float32)
         return self._work[:size]
+
+    def block_indices(self, a, e):
+        """Column indices of the entries a:e as numpy's native index type (intp), in a reused buffer.
+
+        np.take converts int32 indices itself, but into a fresh temporary on every call; the
+        page faults of those allocations can cost more than the gather."""
+        if not 0 <= a <= e <= self.nnz:
+            raise ValueError(f"need 0 <= a <= e <= nnz={self.nnz}, got a={a}, e={e}")
+        if self._index_work.shape[0] < e - a:
+            self._index_work = np.empty(e - a, dtype=np.intp)
+        out = self._index_work[:e - a]
+        np.copyto(out, self.indices[a:e])
+        return out
 
     def row_blocks(self, max_nnz):
         """Consecutive row ranges [(r0, r1), ...] holding about `max_nnz` stored entries each."""
@@ -694,7 +697,7 @@ for _args in ((_v, [0, 2, 7]), (_v, [1, 6]), (_v, [0, 4, 2, 6]), (_v, [0])):
 #
 # ```
 # work = A.workspace(e - a)                                      # preallocated, reused
-# np.take(x, A.gather_index[a:e], out=work, mode="clip")         # gather
+# np.take(x, A.block_indices(a, e), out=work, mode="clip")      # gather
 # np.multiply(work, A.data[a:e], out=work)                       # multiply in place
 # y[r0:r1] = row_sums(work, A.indptr[r0:r1 + 1] - a)             # segmented sum
 # ```
@@ -707,9 +710,9 @@ for _args in ((_v, [0, 2, 7]), (_v, [1, 6]), (_v, [0, 4, 2, 6]), (_v, [0])):
 #   passes run over it, instead of writing megabytes to memory and reading them back twice;
 #   the loop runs over a handful of blocks, not over rows;
 # * **`out=`** writes into a buffer the matrix keeps, so nothing is allocated (and
-#   page-faulted) per call;
-# * **`A.gather_index`** is `indices` already converted to numpy's native index type:
-#   `np.take` would convert int32 indices on every call otherwise;
+#   page-faulted) per call. `A.block_indices(a, e)` does the same for the column indices:
+#   `np.take` wants numpy's 8-byte index type, and would otherwise convert the int32
+#   `A.indices[a:e]` into a fresh temporary array on every call;
 # * **`mode="clip"`** skips the per-element bounds check, safe because the constructor has
 #   checked every index.
 
@@ -720,11 +723,10 @@ def csr_matvec(A, x):
     x = _check_vector(A, x)
     ### BEGIN SOLUTION
     y = np.empty(A.shape[0], dtype=np.float32)
-    cols = A.gather_index
     for r0, r1 in A.row_blocks(BLOCK_ELEMENTS):
         a, e = int(A.indptr[r0]), int(A.indptr[r1])
         work = A.workspace(e - a)
-        np.take(x, cols[a:e], out=work, mode="clip")
+        np.take(x, A.block_indices(a, e), out=work, mode="clip")
         np.multiply(work, A.data[a:e], out=work)
         y[r0:r1] = row_sums(work, A.indptr[r0:r1 + 1] - a)
     return y
@@ -797,7 +799,7 @@ else:
 # `32 * 1.7M` floats, over 200 MB.)
 #
 # *Hints.* Per block: `work = A.workspace(batch * (e - a)).reshape(batch, e - a)`, gather
-# the columns `A.gather_index[a:e]` of `XT` into it, multiply by `A.data[a:e]` (it
+# the columns `A.block_indices(a, e)` of `XT` into it, multiply by `A.data[a:e]` (it
 # broadcasts over the batch), and store `row_sums(work, A.indptr[r0:r1 + 1] - a)` into the
 # columns `r0:r1` of a `(batch, n_rows)` output.
 
@@ -809,11 +811,10 @@ def csr_matmat(A, X):
     ### BEGIN SOLUTION
     batch = XT.shape[0]
     out = np.empty((batch, A.shape[0]), dtype=np.float32)
-    cols = A.gather_index
     for r0, r1 in A.row_blocks(max(1, BLOCK_ELEMENTS // batch)):
         a, e = int(A.indptr[r0]), int(A.indptr[r1])
         work = A.workspace(batch * (e - a)).reshape(batch, e - a)
-        np.take(XT, cols[a:e], axis=1, out=work, mode="clip")
+        np.take(XT, A.block_indices(a, e), axis=1, out=work, mode="clip")
         np.multiply(work, A.data[a:e], out=work)
         out[:, r0:r1] = row_sums(work, A.indptr[r0:r1 + 1] - a)
     return out.T
@@ -931,7 +932,7 @@ for _r in SWEEP:
 _fig, _ax = plt.subplots(figsize=(7, 4))
 _s = np.array(sorted({r["sparsity"] for r in SWEEP}))
 _ax.plot(_s, 1 / (1 - _s), "k--", label="theoretical 1/(1-s)")
-_ax.fill_between(_s, 4 / 28 / (1 - _s), 4 / 12 / (1 - _s), color="grey", alpha=0.2,
+_ax.fill_between(_s, 4 / 24 / (1 - _s), 4 / 8 / (1 - _s), color="grey", alpha=0.2,
                  label="traffic models, batch 1 (see below)")
 for _b, _mark in ((1, "o-"), (32, "s-")):
     _pts = [(r["sparsity"], r["speedup"]) for r in SWEEP if r["batch"] == _b]
@@ -954,23 +955,23 @@ plt.show()
 #
 # * **dense** `W @ x` streams each float32 weight once, 4 bytes, in order, and BLAS turns
 #   them into SIMD fused multiply-adds;
-# * **our CSR product** reads 12 bytes from memory per *stored* entry (a 4-byte value and an
-#   8-byte intp column index), three times the dense cost per entry. On top of that come
-#   three separate numpy loops over the work buffer (the gather writes 4 B, the multiply
-#   reads and writes 8 B, the segmented sum reads 4 B): 16 more bytes per entry, which the
-#   row blocks keep in the cache rather than in main memory, but which still cost loads,
-#   stores and loop overhead. And `x` is read in irregular order.
+# * **our CSR product** reads 8 bytes from memory per *stored* entry (a 4-byte value and a
+#   4-byte column index), twice the dense cost per entry. On top of that come three
+#   separate numpy loops over the work buffer (the gather writes 4 B, the multiply reads and
+#   writes 8 B, the segmented sum reads 4 B): 16 more bytes per entry, which the row blocks
+#   keep in the cache rather than in main memory, but which still cost loads, stores and
+#   loop overhead. And `x` is read in irregular order.
 #
-# Two crude models follow: if only the 12 bytes from memory counted, the batch-1 speedup
-# would be $\frac{4}{12}\cdot\frac{1}{1-s}$ (break-even at $s = 2/3$); if all 28 bytes
-# touched cost alike, $\frac{4}{28}\cdot\frac{1}{1-s}$ (break-even at $s = 6/7$). The next
-# cell puts them beside the measurement. Where the measurement falls below even the second
-# model, bytes are not the whole cost: the CSR product also executes several instructions
-# per entry in each of its loops (index load, bounds clip, scattered load, store), against a
-# fraction of an instruction per weight in a SIMD BLAS kernel, and pays a fixed Python cost
-# per call and per row block that weighs most on small matrices. A compiled kernel such as
-# scipy's fuses the three loops into one and reads 8 bytes per entry (int32 index); the
-# repository benchmark measures how much that buys.
+# Two crude models follow: if only the 8 bytes from memory counted, the batch-1 speedup
+# would be $\frac{4}{8}\cdot\frac{1}{1-s}$ (break-even at $s = 1/2$, like memory); if all
+# 24 bytes touched cost alike, $\frac{4}{24}\cdot\frac{1}{1-s}$ (break-even at $s = 5/6$).
+# The next cell puts them beside the measurement. Where the measurement falls below even
+# the second model, bytes are not the whole cost: the CSR product executes several
+# instructions per entry in each of its loops (index load and conversion, bounds clip,
+# scattered load, store), against a fraction of an instruction per weight in a SIMD BLAS
+# kernel, and it pays a fixed Python cost per call and per row block that weighs most on
+# small matrices. A compiled kernel such as scipy's reads the same 8 bytes per entry but
+# runs one fused loop with no buffer; the repository benchmark measures how much that buys.
 #
 # **Batch 32 is another story.** A dense matrix-matrix product (BLAS GEMM) loads each weight
 # once and uses it for all 32 inputs from registers and cache, so its time grows far more
@@ -986,12 +987,12 @@ plt.show()
 # structured sparsity (module 02) or hardware support such as 2:4 (Mishra et al. 2021).
 
 # %%
-print(f"{'sparsity':>8} {'measured b=1':>12} {'model 4/12/(1-s)':>16} {'model 4/28/(1-s)':>16} "
+print(f"{'sparsity':>8} {'measured b=1':>12} {'model 4/8/(1-s)':>15} {'model 4/24/(1-s)':>16} "
       f"{'dense t32/t1':>12} {'CSR t32/t1':>10} {'measured b=32':>13}")
 for _s in sorted({r["sparsity"] for r in SWEEP}):
     _r1 = next(r for r in SWEEP if r["sparsity"] == _s and r["batch"] == 1)
     _r32 = next(r for r in SWEEP if r["sparsity"] == _s and r["batch"] == 32)
-    print(f"{_s:8.2f} {_r1['speedup']:12.2f} {4 / 12 / (1 - _s):16.2f} {4 / 28 / (1 - _s):16.2f} {_r32['dense_ms'] / _r1['dense_ms']:12.1f} "
+    print(f"{_s:8.2f} {_r1['speedup']:12.2f} {4 / 8 / (1 - _s):15.2f} {4 / 24 / (1 - _s):16.2f} {_r32['dense_ms'] / _r1['dense_ms']:12.1f} "
           f"{_r32['csr_ms'] / _r1['csr_ms']:10.1f} {_r32['speedup']:13.2f}")
 for _b in (1, 32):
     _wins = [r["sparsity"] for r in SWEEP if r["batch"] == _b and r["speedup"] > 1]
@@ -1346,12 +1347,12 @@ for _s in (0.9, 0.95):
 # * With float32 values and int32 indices every stored entry costs 8 bytes, so CSR needs
 #   more than half of the weights pruned (break-even $s^* = \tfrac12 + \tfrac{m+1}{2mn}$)
 #   before it saves any memory, and keeps about twice the density in bytes above that.
-# * A fast CSR product in numpy is three whole-array passes (gather, multiply, segmented
-#   sum with `np.add.reduceat` on the non-empty rows), into reused buffers, blocked by rows
-#   for batches. No Python loop per row.
+# * A fast CSR product in numpy is three vectorised passes (gather, multiply, segmented
+#   sum with `np.add.reduceat` on the non-empty rows) into a reused buffer, over row blocks
+#   that keep the buffer in cache. No Python loop per row or per entry.
 # * Speedup is measured, never computed from operation counts, and it falls short of
-#   $1/(1-s)$: a matrix-vector product is bound by memory traffic, and a numpy CSR product
-#   moves several times more bytes per kept weight than the dense product moves per weight.
-#   With a batch, a BLAS GEMM reuses every weight across the batch and our CSR product does
-#   not, which is why the batch-32 speedups above are so much lower than the batch-1 ones.
-#   Module 06 writes CSR kernels for a GPU, where the same roofline argument decides.
+#   $1/(1-s)$: a matrix-vector product is bound by data movement, and a numpy CSR product
+#   moves and handles several times more bytes per kept weight than BLAS does per dense
+#   weight. With a batch, a BLAS GEMM reuses every weight across the batch and our CSR
+#   product does not, which is why the batch-32 speedups are so much lower than the batch-1
+#   ones. Module 06 writes CSR kernels for a GPU, where the same roofline argument decides.

@@ -1,0 +1,130 @@
+"""Module 06 benchmark: OpenCL sparse kernels against the device's measured limits, in one run.
+
+1. Each kernel's achieved GB/s (bytes-per-non-zero model of tinytorch.kernels.spmv_traffic /
+   spmm_traffic) against the copy bandwidth measured on the same device with the same number
+   of bytes, and GFLOP/s; device times from profiling events, median after warm-up.
+2. The best SpMM against dense numpy and scipy.sparse (a reference only, not a course
+   dependency) for a 4096 x 4096 float32 weight at 90% and 95% sparsity, batch 1 and 32:
+   kernel time (events) and end-to-end wall time (copy the batch in, run, read back) against
+   wall times of the numpy/scipy products; blocks of calls, warm-up calls dropped, medians.
+   On a CPU device numpy's BLAS uses as many threads as the device has compute units.
+
+Targets (issue 6), checked at the end: the best SpMV reaches >= 50% of the copy bandwidth;
+at 90% sparsity and batch 32 the best SpMM (end to end) is >= 3x faster than dense numpy and
+faster than scipy.sparse. `--strict` exits with status 1 when a target is missed.
+
+Usage: python benchmarks/bench_kernels.py [--strict] [--size 4096]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+import scipy.sparse
+from threadpoolctl import threadpool_limits
+
+from tinytorch.kernels import (SPMM_KERNELS, SPMV_KERNELS, SparseKernels, median_wall_times, random_csr,
+                               spmm_traffic, spmv_traffic)
+
+
+def kernel_table(kernels, W, copy_cache):
+    """Rows (name, result, copy GB/s at the same bytes) for every SpMV and SpMM kernel on W."""
+    dW = kernels.upload(W)
+    rows = []
+    for k in SPMV_KERNELS:
+        rows.append((f"spmv {k}", kernels.time_spmv(dW, k, warmup=3, repeat=15)))
+    rows.append(("spmm rowvec (batch 32)", kernels.time_spmm(dW, 32, "rowvec", warmup=3, repeat=15)))
+    rows.append(("spmm naive (batch 32)", kernels.time_spmm(dW, 32, "naive", warmup=1, repeat=3)))
+    out = []
+    for name, r in rows:
+        if r["bytes"] not in copy_cache:
+            copy_cache[r["bytes"]] = kernels.copy_bandwidth(r["bytes"], warmup=3, repeat=15)
+        out.append((name, r, copy_cache[r["bytes"]]))
+    return out
+
+
+def comparison(kernels, W, batch, best_spmv, threads):
+    """Times (s) of the best kernel (events and end to end), dense numpy and scipy.sparse on W @ X."""
+    dW = kernels.upload(W)
+    X = np.random.default_rng(batch).standard_normal((W.shape[1], batch)).astype(np.float32)
+    dense = W.to_dense()
+    S = scipy.sparse.csr_matrix((W.data, W.indices, W.indptr), shape=W.shape)
+    if batch == 1:
+        x = X[:, 0].copy()
+        kernel, event = best_spmv, kernels.time_spmv(dW, best_spmv, warmup=3, repeat=15)
+        fns = {"opencl": lambda: kernels.spmv(dW, x, kernel=best_spmv), "dense": lambda: dense @ x,
+               "scipy": lambda: S @ x}
+        ref = dense.astype(np.float64) @ x
+        got = kernels.spmv(dW, x, kernel=best_spmv)
+    else:
+        kernel, event = "rowvec", kernels.time_spmm(dW, batch, "rowvec", warmup=3, repeat=15)
+        fns = {"opencl": lambda: kernels.spmm(dW, X, kernel="rowvec"), "dense": lambda: dense @ X,
+               "scipy": lambda: S @ X}
+        ref = dense.astype(np.float64) @ X
+        got = kernels.spmm(dW, X, kernel="rowvec")
+    err = float(np.abs(got - ref).max() / np.abs(ref).max())
+    with threadpool_limits(limits=threads, user_api="blas"):
+        wall = median_wall_times(fns, blocks=3, per_block=7, warmup=2)
+    return {"kernel": kernel, "event": event["median"], **wall, "rel_err": err}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--size", type=int, default=4096, help="weight is size x size (default 4096)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    kernels = SparseKernels()
+    dev = kernels.device
+    threads = int(dev.max_compute_units) if kernels.is_cpu else None
+    print(f"device: {dev.platform.name.strip()}: {dev.name.strip()} "
+          f"({'CPU' if kernels.is_cpu else 'GPU/accelerator'}), {dev.max_compute_units} compute units, "
+          f"preferred work-group multiple {kernels.preferred_multiple}")
+    big = 256 << 20
+    print(f"copy bandwidth, {big >> 20} MiB moved: {kernels.copy_bandwidth(big, warmup=2, repeat=7):.1f} GB/s; "
+          f"FMA peak: {kernels.peak_gflops():.0f} GFLOP/s; numpy BLAS threads: {threads or 'default'}")
+
+    n = args.size
+    copy_cache: dict[int, float] = {}
+    failures = []
+    for sparsity in (0.90, 0.95):
+        W = random_csr(n, n, density=1.0 - sparsity, seed=int(sparsity * 100))
+        print(f"\n== {n} x {n} float32 at {sparsity:.0%} sparsity: nnz = {W.nnz}, "
+              f"SpMV model {spmv_traffic(n, n, W.nnz)['bytes'] / 1e6:.1f} MB, "
+              f"SpMM batch 32 model {spmm_traffic(n, n, W.nnz, 32)['bytes'] / 1e6:.1f} MB")
+        print(f"{'kernel':24s} {'ms':>9s} {'GB/s':>7s} {'copy GB/s':>10s} {'% copy':>7s} {'GFLOP/s':>8s}")
+        table = kernel_table(kernels, W, copy_cache)
+        for name, r, copy in table:
+            print(f"{name:24s} {r['median'] * 1e3:9.3f} {r['GB/s']:7.1f} {copy:10.1f} "
+                  f"{100 * r['GB/s'] / copy:6.0f}% {r['GFLOP/s']:8.1f}")
+        spmv_rows = [(name, r, copy) for name, r, copy in table if name.startswith("spmv")]
+        best_name, best, best_copy = max(spmv_rows, key=lambda row: row[1]["GB/s"] / row[2])
+        share = best["GB/s"] / best_copy
+        print(f"best SpMV: {best_name}, {best['GB/s']:.1f} GB/s = {share:.0%} of the copy bandwidth "
+              f"(target >= 50%): {'PASS' if share >= 0.5 else 'FAIL'}")
+        if share < 0.5:
+            failures.append(f"best SpMV at {sparsity:.0%}: {share:.0%} of copy bandwidth")
+
+        print(f"\n{'batch':>5s} {'kernel':>8s} {'kernel ms':>10s} {'OpenCL ms':>10s} {'dense ms':>9s} "
+              f"{'scipy ms':>9s} {'x dense':>8s} {'x scipy':>8s} {'rel err':>8s}")
+        for batch in (1, 32):
+            c = comparison(kernels, W, batch, best_name.split()[1], threads)
+            xd, xs = c["dense"] / c["opencl"], c["scipy"] / c["opencl"]
+            print(f"{batch:5d} {c['kernel']:>8s} {c['event'] * 1e3:10.3f} {c['opencl'] * 1e3:10.3f} "
+                  f"{c['dense'] * 1e3:9.3f} {c['scipy'] * 1e3:9.3f} {xd:8.1f} {xs:8.1f} {c['rel_err']:8.1e}")
+            if sparsity == 0.90 and batch == 32:
+                ok = xd >= 3.0 and xs > 1.0
+                print(f"      target at 90% sparsity, batch 32: >= 3x dense numpy and faster than scipy.sparse "
+                      f"(end to end): {'PASS' if ok else 'FAIL'} ({xd:.1f}x dense, {xs:.1f}x scipy; kernel alone "
+                      f"{c['dense'] / c['event']:.1f}x and {c['scipy'] / c['event']:.1f}x)")
+                if not ok:
+                    failures.append(f"SpMM 90% batch 32: {xd:.1f}x dense, {xs:.1f}x scipy")
+    print(f"\nbenchmark finished in {time.perf_counter() - started:.1f} s; "
+          + ("all targets met" if not failures else "missed: " + "; ".join(failures)))
+    return 1 if (failures and args.strict) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
