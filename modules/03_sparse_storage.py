@@ -696,10 +696,10 @@ for _args in ((_v, [0, 2, 7]), (_v, [1, 6]), (_v, [0, 4, 2, 6]), (_v, [0])):
 # `a = A.indptr[r0]` to `e = A.indptr[r1]`:
 #
 # ```
-# work = A.workspace(e - a)                                      # preallocated, reused
-# np.take(x, A.block_indices(a, e), out=work, mode="clip")      # gather
-# np.multiply(work, A.data[a:e], out=work)                       # multiply in place
-# y[r0:r1] = row_sums(work, A.indptr[r0:r1 + 1] - a)             # segmented sum
+# work = A.workspace(e - a)                                  # preallocated, reused
+# np.take(x, A.block_indices(a, e), out=work, mode="clip")   # gather
+# np.multiply(work, A.data[a:e], out=work)                   # multiply in place
+# y[r0:r1] = row_sums(work, A.indptr[r0:r1 + 1] - a)         # segmented sum
 # ```
 #
 # and `A.row_blocks(BLOCK_ELEMENTS)` gives the blocks `(r0, r1)`: consecutive row ranges

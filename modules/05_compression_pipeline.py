@@ -23,8 +23,9 @@
 # 4. **choose** per-layer sparsities from a *sensitivity scan* so that the model fits
 #    a size budget with the least accuracy loss (Han et al. 2015 chose per-layer
 #    thresholds from such scans; the allocation is a small knapsack problem);
-# 5. **fine-tune** with the masks held, **save** to a compact file, **load** it back
-#    and check that the network is identical;
+# 5. **fine-tune** with the masks held (pruning in steps, with the dense model as a
+#    distillation teacher), **save** to a compact file, **load** it back and check
+#    that the network is identical;
 # 6. **measure** the system: bytes in memory and on disk, peak memory while
 #    compressing, which device budgets each variant fits, and sparse inference time.
 #
@@ -38,6 +39,8 @@
 # - Write the three stages of `ModelCompressor` with exact statistics.
 # - Tell a weight-space proxy from a measurement: validate by accuracy too.
 # - Scan per-layer sensitivity and allocate sparsities under a parameter budget.
+# - Recover accuracy by pruning in steps and fine-tuning with knowledge distillation
+#   from the dense model, and report every seed, not the best one.
 # - Store a sparse model as CSR arrays, masks and shapes in one `.npz` file (no
 #   pickle), reload it bit for bit, and account for every byte.
 # - Profile memory with `tracemalloc` and time sparse inference with module 03's
@@ -68,8 +71,8 @@ import matplotlib.pyplot as plt
 from threadpoolctl import threadpool_limits
 
 from tinytorch.data import load_digits_split
-from tinytorch.nn import Linear, ReLU, Sequential, make_mlp, predict, train
-from tinytorch.prune import finetune_masked, global_magnitude_masks
+from tinytorch.nn import Adam, Linear, ReLU, Sequential, make_mlp, predict, train
+from tinytorch.prune import apply_masks, finetune_masked, global_magnitude_masks
 
 threadpool_limits(1)
 
@@ -1025,10 +1028,12 @@ def deployment_table(variants, scenarios):
 # ## 8. The pipeline on the digits
 #
 # The model is module 00's MLP (64-128-64-10). We hold out a **validation** part of
-# the training set for every decision (the scan, the allocation); the test set is
-# used only to report. The target: at most 25% of the dense size, in CSR bytes in
-# memory and in file bytes on disk, with at most one point of test accuracy lost after
-# fine-tuning (judged on the mean over three seeds, see below).
+# the training set for every decision (the scan, the allocation, the choice between
+# candidates); the test set is used only to report. The target: at most 25% of the
+# dense size, in CSR bytes in memory and in file bytes on disk, with at most one point
+# of test accuracy lost after fine-tuning, **for the model that is saved, reloaded and
+# re-evaluated** (seed 0). The whole protocol is then repeated on seeds 1 and 2 and all
+# three are printed, whatever they show: no seed is picked after the fact.
 
 # %%
 notebook_start = time.perf_counter()
@@ -1040,7 +1045,7 @@ X_val, y_val = data.X_train[order[:n_val]], data.y_train[order[:n_val]]
 X_test, y_test = data.X_test, data.y_test
 SEED = 0
 SCHEDULE = ((20, 1e-2), (5, 1e-3))   # (epochs, learning rate) phases, for dense training
-FINETUNE = ((25, 1e-2), (10, 1e-3))  # and for masked fine-tuning
+FINETUNE = ((25, 1e-2), (10, 1e-3))  # and for the masked fine-tuning after the last pruning step
 
 
 def train_dense(seed):
@@ -1051,7 +1056,7 @@ def train_dense(seed):
 
 
 def finetune(state, masks, seed):
-    """A fresh MLP holding `state`, fine-tuned with the masks held (module 01's finetune_masked)."""
+    """A fresh MLP holding `state`, fine-tuned on the labels with the masks held (module 01's finetune_masked)."""
     model = make_mlp(seed=seed)
     model.load_state_dict(state)
     for phase, (epochs, lr) in enumerate(FINETUNE):
@@ -1123,77 +1128,152 @@ fixed_bytes = sum(4 * (v.shape[0] + 1) for n, v in dense_state.items() if n in W
     sum(4 * v.size for n, v in dense_state.items() if n not in WEIGHTS)
 max_params = int((BUDGET_FRACTION * dense_bytes - fixed_bytes) // 8)
 counts = {n: int(dense_state[n].size) for n in WEIGHTS}
+FINAL_SPARSITY = 1.0 - max_params / sum(counts.values())  # what one global threshold needs
 allocation = allocate_sparsities(compressor.layer_sensitivities, counts, max_params)
 print(f"dense {dense_bytes} bytes; budget {BUDGET_FRACTION:.0%} = {BUDGET_FRACTION * dense_bytes:.0f} bytes; "
-      f"fixed {fixed_bytes} bytes -> at most {max_params} kept weights of {sum(counts.values())}")
+      f"fixed {fixed_bytes} bytes -> at most {max_params} kept weights of {sum(counts.values())} "
+      f"(global sparsity {FINAL_SPARSITY:.4f})")
 print("allocated sparsities:", allocation)
 
 # %% [markdown]
-# ### Stage 5: compress, fine-tune with the masks, choose by validation accuracy
+# ### Stage 5: prune in steps, fine-tune by distillation, choose by validation
 #
-# Two candidates meet the budget: the allocation above, and one global magnitude
-# threshold (module 01) that keeps exactly `max_params` weights. Both are fine-tuned the
-# same way; the one with the better **validation** accuracy becomes the final model, and
-# only then do we look at its test accuracy.
+# Removing almost nine weights in ten at once and then fine-tuning on the labels (the
+# one-shot recipe) leaves the small network to recover from a large jump with only
+# the hard labels to guide it. Two changes to the recipe:
+#
+# 1. **Prune in steps** (module 01's 50% -> 75% -> 90%, module 04's schedules). Each
+#    candidate has a final target: the allocation above (one sparsity per layer) or
+#    one global magnitude threshold at `FINAL_SPARSITY`. Step $k$ recomputes the masks
+#    by magnitude from the *current, fine-tuned* weights at the fraction
+#    `STEP_FRACTIONS[k]` of that target (every layer at that fraction of its
+#    allocated sparsity, or the global threshold at that fraction of
+#    `FINAL_SPARSITY`). Pruned weights are exactly zero, hence the smallest, so the
+#    masks only ever shrink. A short masked fine-tuning (`STEP_FINETUNE`) follows every
+#    step but the last, which gets the full `FINETUNE`.
+# 2. **Fine-tune by distillation** (Hinton et al. 2015). The dense network is a better
+#    teacher than the labels alone: its logits $t$ also say which wrong digits look
+#    plausible. With the student's logits $z$, a temperature $T$ and a weight
+#    $\alpha$, the loss per sample is
+#
+#    $$ L = \alpha\, T^2\, \mathrm{KL}\big(\operatorname{softmax}(t/T)\,\big\|\,\operatorname{softmax}(z/T)\big) + (1-\alpha)\, \mathrm{CE}\big(y, \operatorname{softmax}(z)\big), $$
+#
+#    whose gradient with respect to $z$ is
+#    $\alpha T\,\big(\operatorname{softmax}(z/T) - \operatorname{softmax}(t/T)\big)
+#    + (1-\alpha)\big(\operatorname{softmax}(z) - \operatorname{onehot}(y)\big)$
+#    (averaged over the batch). The teacher's logits are computed once, on the fit
+#    set; the masks are applied again after every Adam step, as in `finetune_masked`.
+#
+# Both candidates go through the same recipe; the one with the better **validation**
+# accuracy becomes the final model, and only then do we look at its test accuracy. The
+# one-shot recipe (prune at once, `FINETUNE` on the labels, same choice by validation)
+# runs beside it for comparison.
 
 # %%
+STEP_FRACTIONS = (0.55, 0.8, 0.9, 1.0)  # of each candidate's final sparsity
+STEP_FINETUNE = ((5, 1e-2), (3, 1e-3))  # (epochs, lr) after every step but the last
+TEMPERATURE, ALPHA = 4.0, 0.7
+
+
+def softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def distill_masked(model, masks, teacher_logits, X, y, epochs, lr, seed, batch_size=64):
+    """Adam on the distillation loss above, re-applying the masks after every step."""
+    apply_masks(model, masks)
+    params, grads = model.parameters(), model.gradients()
+    opt = Adam(params, grads, lr=lr)
+    rng = np.random.default_rng(seed)
+    soft_targets = softmax(teacher_logits / TEMPERATURE)
+    onehot = np.eye(teacher_logits.shape[1], dtype=np.float32)[y]
+    for _ in range(epochs):
+        batches = rng.permutation(len(X))
+        for start in range(0, len(X), batch_size):
+            idx = batches[start:start + batch_size]
+            z = model.forward(X[idx])
+            grad = (ALPHA * TEMPERATURE * (softmax(z / TEMPERATURE) - soft_targets[idx])
+                    + (1 - ALPHA) * (softmax(z) - onehot[idx])) / len(idx)
+            opt.zero_grad()
+            model.backward(grad.astype(np.float32))
+            opt.step()
+            for name, mask in masks.items():
+                params[name] *= mask
+    return model
+
+
+def prune_in_steps(state, target_masks, teacher_logits, seed):
+    """target_masks(weights, fraction) -> masks. Returns (final masks, fine-tuned model)."""
+    model = make_mlp(seed=seed)
+    model.load_state_dict(state)
+    for k, fraction in enumerate(STEP_FRACTIONS):
+        masks = target_masks(model.state_dict(), fraction)
+        phases = FINETUNE if k == len(STEP_FRACTIONS) - 1 else STEP_FINETUNE
+        for phase, (epochs, lr) in enumerate(phases):
+            distill_masked(model, masks, teacher_logits, X_fit, y_fit, epochs, lr, seed + 100 * phase + 1000 * k)
+    return masks, model
+
+
 def kept_weights(masks):
     return int(sum(int(m.sum()) for m in masks.values()))
 
 
-def candidates_for(state, sensitivities, seed):
-    """{name: (masks, fine-tuned model)} for the allocated and the global candidate."""
+def allocated_masks(weights, sparsities):
+    """compress_model's masks for the weight matrices at the given per-layer sparsities."""
+    pruned = ModelCompressor().compress_model(weights, sparsities)
+    return {n: pruned[n]["mask"] for n in WEIGHTS}
+
+
+def candidates_for(state, sensitivities, seed, teacher_logits):
+    """The allocation and {name: (masks, model)} for both candidates, pruned in steps with distillation."""
     alloc = allocate_sparsities(sensitivities, counts, max_params)
-    pruned = ModelCompressor().compress_model(state, alloc)
-    alloc_masks = {n: pruned[n]["mask"] for n in WEIGHTS}
-    global_masks = global_magnitude_masks(state, 1.0 - max_params / sum(counts.values()), names=WEIGHTS)
-    return alloc, {name: (m, finetune(state, m, seed)) for name, m in (("allocated", alloc_masks),
-                                                                      ("global", global_masks))}
+    targets = {"allocated": lambda w, f: allocated_masks(w, {n: f * alloc[n] for n in WEIGHTS}),
+               "global": lambda w, f: global_magnitude_masks(w, f * FINAL_SPARSITY, names=WEIGHTS)}
+    return alloc, {name: prune_in_steps(state, target, teacher_logits, seed) for name, target in targets.items()}
 
 
+def one_shot_candidates(state, alloc, seed):
+    """The one-shot recipe, for comparison: prune at once, fine-tune on the labels."""
+    masks = {"allocated": allocated_masks(state, alloc),
+             "global": global_magnitude_masks(state, FINAL_SPARSITY, names=WEIGHTS)}
+    return {name: (m, finetune(state, m, seed)) for name, m in masks.items()}
+
+
+def pick_by_validation(candidates):
+    """The candidate with the best validation accuracy (ties: the allocation, listed first)."""
+    val = {name: evaluate(m, X_val, y_val) for name, (_, m) in candidates.items()}
+    return max(val, key=val.get), val
+
+
+epochs_steps = sum(e for e, _ in STEP_FINETUNE) * (len(STEP_FRACTIONS) - 1) + sum(e for e, _ in FINETUNE)
+print(f"steps at {list(STEP_FRACTIONS)} of the final sparsity; global threshold: "
+      + " -> ".join(f"{f * FINAL_SPARSITY:.1%}" for f in STEP_FRACTIONS)
+      + f"; fine-tuning epochs in all: {epochs_steps} (one shot: {sum(e for e, _ in FINETUNE)}); "
+      f"distillation T = {TEMPERATURE:g}, alpha = {ALPHA:g}")
 budgeted = compressor.compress_model(dense_state, allocation)
 before_ft = validate_accuracy(model, budgeted, X_test, y_test)
-_, candidates = candidates_for(dense_state, compressor.layer_sensitivities, SEED)
-scores = {}
+teacher = predict(model, X_fit)
+_, candidates = candidates_for(dense_state, compressor.layer_sensitivities, SEED, teacher)
+chosen, val_scores = pick_by_validation(candidates)
 for name, (cand_masks, cand_model) in candidates.items():
-    scores[name] = (evaluate(cand_model, X_val, y_val), evaluate(cand_model, X_test, y_test))
-    print(f"{name:<9}: kept {kept_weights(cand_masks)} weights; fine-tuned validation {scores[name][0]:.4f}, "
-          f"test {scores[name][1]:.4f} ({100 * (dense_test - scores[name][1]):+.2f} points vs dense)")
-chosen = max(scores, key=lambda name: scores[name][0])  # ties: the allocation (listed first)
+    test_acc = evaluate(cand_model, X_test, y_test)
+    print(f"{name:<9}: kept {kept_weights(cand_masks)} weights; fine-tuned validation {val_scores[name]:.4f}, "
+          f"test {test_acc:.4f} ({100 * (dense_test - test_acc):+.2f} points vs dense)")
 masks, final = candidates[chosen]
 final_test = evaluate(final, X_test, y_test)
 print(f"before fine-tuning the allocated model scored {before_ft['compressed_accuracy']:.4f} on test")
 print(f"chosen by validation accuracy: {chosen}; test accuracy dense {dense_test:.4f} -> {final_test:.4f} "
       f"(loss {100 * (dense_test - final_test):+.2f} points)")
+old = one_shot_candidates(dense_state, allocation, SEED)
+old_pick, _ = pick_by_validation(old)
+old_test = evaluate(old[old_pick][1], X_test, y_test)
+print(f"one-shot recipe for comparison: validation picks {old_pick}, test {old_test:.4f} "
+      f"(loss {100 * (dense_test - old_test):+.2f} points)")
 post_proxy = compressor.validate_compression_quality(dense_state, final.state_dict())
 print(f"weight-space proxy of the fine-tuned model: {post_proxy['quality_score']:.3f} "
       f"(fine-tuning moved the kept weights; the proxy cannot see that accuracy came back)")
-
-# %% [markdown]
-# One seed is one draw, and on a test set of a few hundred digits one point is a
-# handful of images. The same
-# pipeline (dense training, scan, allocation, both candidates, choice by validation)
-# with two more seeds shows how much these numbers move; the accuracy target is judged
-# on the mean loss over the three seeds.
-
-# %%
-robustness = []
-for seed in (SEED + 1, SEED + 2):
-    dense_model = train_dense(seed)
-    d_test = evaluate(dense_model, X_test, y_test)
-    sens = sensitivity_scan(dense_model, X_val, y_val, sparsities=SCAN, names=WEIGHTS)
-    alloc, cands = candidates_for(dense_model.state_dict(), sens, seed)
-    val = {n: evaluate(m, X_val, y_val) for n, (_, m) in cands.items()}
-    test = {n: evaluate(m, X_test, y_test) for n, (_, m) in cands.items()}
-    pick = max(val, key=val.get)
-    robustness.append(100 * (d_test - test[pick]))
-    print(f"seed {seed}: dense test {d_test:.4f}; allocation {alloc}; loss in points: "
-          + ", ".join(f"{n} {100 * (d_test - t):+.2f}" for n, t in test.items()) + f"; validation picks {pick} "
-          f"({100 * (d_test - test[pick]):+.2f})")
-losses = [100 * (dense_test - final_test)] + robustness
-mean_loss = float(np.mean(losses))
-print(f"loss of the chosen model per seed {[SEED, SEED + 1, SEED + 2]}: {[round(v, 2) for v in losses]} points; "
-      f"mean {mean_loss:.2f}")
 
 # %% [markdown]
 # ### Stage 6: save, reload, re-evaluate, and count the bytes
@@ -1216,6 +1296,7 @@ reloaded.load_state_dict(loaded_weights)
 identical = all(np.array_equal(reloaded.state_dict()[k], final_state[k]) for k in final_state)
 same_masks = all(np.array_equal(loaded_masks[k], masks[k]) for k in masks)
 reloaded_test = evaluate(reloaded, X_test, y_test)
+saved_loss = 100 * (dense_test - reloaded_test)
 print(f"reloaded network identical: {identical}; masks identical: {same_masks}; "
       f"reloaded test accuracy {reloaded_test:.4f} (before saving {final_test:.4f})")
 print(f"{'':<26}{'bytes':>8} {'of dense':>9}")
@@ -1223,10 +1304,62 @@ print(f"{'dense float32':<26}{sizes['dense_bytes']:>8d} {1.0:>9.3f}")
 print(f"{'dense .npz (compressed)':<26}{dense_file:>8d} {dense_file / sizes['dense_bytes']:>9.3f}")
 print(f"{'CSR in memory':<26}{sizes['csr_bytes']:>8d} {sizes['csr_ratio']:>9.3f}")
 print(f"{'compressed file':<26}{sizes['file_bytes']:>8d} {sizes['file_ratio']:>9.3f}")
-print(f"size target (CSR and file <= {BUDGET_FRACTION:.0%} of dense): "
+print(f"the saved model (seed {SEED}): size target (CSR and file <= {BUDGET_FRACTION:.0%} of dense): "
       f"{sizes['csr_ratio'] <= BUDGET_FRACTION and sizes['file_ratio'] <= BUDGET_FRACTION}; "
-      f"accuracy target (mean loss over 3 seeds <= 1 point): {mean_loss <= 1.0} ({mean_loss:.2f}); "
-      f"this saved model (seed {SEED}): {100 * (dense_test - reloaded_test):+.2f} points")
+      f"accuracy target (loss <= 1 point): {saved_loss <= 1.0} ({saved_loss:+.2f} points after reloading)")
+
+# %% [markdown]
+# ### Stage 7: the same protocol on three seeds
+#
+# One seed is one draw, and on a test set of a few hundred digits one point is a
+# handful of images. Seeds 1 and 2 go through everything again: dense training,
+# scan, allocation, both candidates pruned in steps with distillation, choice by
+# validation, save, reload, re-evaluate. Each row says whether that seed meets both
+# targets; a seed that misses is reported as missing, not replaced. The last column
+# is the one-shot recipe on the same dense model, for comparison.
+
+# %%
+def save_reload_evaluate(state, final_masks):
+    """Save, reload into a fresh MLP, and return (size report, reloaded test accuracy)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        p = os.path.join(tmp, "model.npz")
+        save_compressed(p, state, final_masks)
+        report = size_report(state, final_masks, p)
+        weights_back, _ = load_compressed(p)
+    net = make_mlp(seed=123)
+    net.load_state_dict(weights_back)
+    return report, evaluate(net, X_test, y_test)
+
+
+rows = [{"seed": SEED, "pick": chosen, "sizes": sizes, "dense": dense_test, "compressed": reloaded_test,
+         "one_shot": old_test}]
+for seed in (SEED + 1, SEED + 2):
+    dense_model = train_dense(seed)
+    state = dense_model.state_dict()
+    sens = sensitivity_scan(dense_model, X_val, y_val, sparsities=SCAN, names=WEIGHTS)
+    alloc, cands = candidates_for(state, sens, seed, predict(dense_model, X_fit))
+    pick, _ = pick_by_validation(cands)
+    report, acc = save_reload_evaluate(cands[pick][1].state_dict(), cands[pick][0])
+    old = one_shot_candidates(state, alloc, seed)
+    old_pick, _ = pick_by_validation(old)
+    rows.append({"seed": seed, "pick": pick, "sizes": report, "dense": evaluate(dense_model, X_test, y_test),
+                 "compressed": acc, "one_shot": evaluate(old[old_pick][1], X_test, y_test)})
+
+print(f"{'seed':>4} {'pick':<9} {'CSR/dense':>9} {'file/dense':>10} {'dense acc':>9} {'reloaded acc':>12} "
+      f"{'loss pts':>8}  {'verdict':<8} {'one-shot loss':>13}")
+missing = []
+for r in rows:
+    loss = 100 * (r["dense"] - r["compressed"])
+    ok = loss <= 1.0 and r["sizes"]["csr_ratio"] <= BUDGET_FRACTION and r["sizes"]["file_ratio"] <= BUDGET_FRACTION
+    if not ok:
+        missing.append(r["seed"])
+    print(f"{r['seed']:>4} {r['pick']:<9} {r['sizes']['csr_ratio']:>9.3f} {r['sizes']['file_ratio']:>10.3f} "
+          f"{r['dense']:>9.4f} {r['compressed']:>12.4f} {loss:>+8.2f}  {'meets' if ok else 'MISSES':<8} "
+          f"{100 * (r['dense'] - r['one_shot']):>+13.2f}")
+print(f"mean loss over the {len(rows)} seeds: stepwise with distillation "
+      f"{np.mean([100 * (r['dense'] - r['compressed']) for r in rows]):+.2f} points, one shot "
+      f"{np.mean([100 * (r['dense'] - r['one_shot']) for r in rows]):+.2f} points")
+print("every seed meets both targets" if not missing else f"seeds that MISS a target: {missing}")
 
 # %% [markdown]
 # ## 9. The system view
@@ -1345,7 +1478,11 @@ print(f"\nwhole notebook: {time.perf_counter() - notebook_start:.1f} s")
 # - The sensitivity scan shows how differently the layers tolerate pruning, and
 #   `allocate_sparsities` turns the scan into per-layer sparsities that meet a size
 #   budget; the printed comparison shows how that allocation fared against one global
-#   threshold at the same number of kept weights.
+#   threshold under the same budget.
+# - Fine-tuning decides whether the budget costs accuracy: pruning in steps, with the
+#   dense network as a distillation teacher, is the recipe behind the saved model, and
+#   the seed table reports it for three seeds beside the one-shot recipe, misses
+#   included.
 # - `save_compressed` / `load_compressed` store CSR arrays with narrow indices, packed
 #   masks and shapes in one `.npz` without pickle; the reloaded network is checked
 #   to be identical, and the size table accounts for every byte against the 25%

@@ -138,6 +138,23 @@ def test_row_blocks_cover_all_rows_in_order():
             assert len(blocks) == 1
 
 
+def test_block_indices_and_workspace_are_reused():
+    A = np.zeros((3, 5), dtype=np.float32)
+    A[0, [1, 4]] = 1.0
+    A[2, [0, 2, 3]] = 2.0
+    C = CSRMatrix.from_dense(A)
+    first = C.block_indices(0, 5)
+    assert first.dtype == np.intp and first.tolist() == [1, 4, 0, 2, 3]
+    second = C.block_indices(2, 4)
+    assert second.tolist() == [0, 2] and np.shares_memory(first, second)
+    assert C.block_indices(5, 5).shape == (0,)
+    for a, e in ((-1, 2), (3, 2), (0, 6)):
+        with pytest.raises(ValueError):
+            C.block_indices(a, e)
+    w1, w2 = C.workspace(4), C.workspace(2)
+    assert w1.dtype == np.float32 and w1.shape == (4,) and np.shares_memory(w1, w2)
+
+
 def test_products_never_densify(monkeypatch):
     A = np.array([[0, 2, 0], [0, 0, 0], [1, 0, 3]], dtype=np.float32)
     C = CSRMatrix.from_dense(A)
