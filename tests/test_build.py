@@ -68,3 +68,24 @@ def test_package_has_no_markers_and_imports_in_a_fresh_process(built_course):
     result = subprocess.run([sys.executable, "-c", code], env=course.subprocess_env(), cwd=course.root,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_student_package_holds_only_modules_already_due(built_course, tmp_path):
+    """What goes out with module k: the exports of modules before k, enough for its imports."""
+    import re
+
+    from coursekit.package import package_for, package_modules
+
+    course, _ = built_course
+    modules = course.module_names()
+    for position, module in enumerate(modules):
+        out = tmp_path / module
+        shipped = {p.stem for p in package_for(course, module, out)} - {"__init__"}
+        due = {name for earlier in modules[:position] for name in package_modules(course, earlier)}
+        assert shipped == due, f"{module}: shipped {sorted(shipped)}, due {sorted(due)}"
+        assert not shipped & set(package_modules(course, module)), f"{module}'s own code was shipped"
+        code = "\n".join(c.source for c in nbformat.read(course.release(module), as_version=4).cells
+                         if c.cell_type == "code")
+        imported = set(re.findall(r"from tinytorch\.(\w+) import", code))
+        imported |= set(re.findall(r"import tinytorch\.(\w+)", code))
+        assert imported <= shipped, f"{module} imports {sorted(imported - shipped)}, not shipped with it"
