@@ -59,7 +59,13 @@ def generate_release(course: Course, module: str) -> bool:
         ["nbgrader", "generate_assignment", module, "--force", "--log-level=WARN"],
         cwd=course.grading_dir, env=course.subprocess_env(), capture_output=True, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"error: nbgrader generate_assignment {module} failed:\n{result.stdout}{result.stderr}")
+        hint = ""
+        if "submission" in (result.stdout + result.stderr).lower():
+            hint = ("\nhint: the gradebook already holds submissions of this assignment, and nbgrader "
+                    "will not change graded cells under them; grade the new version as a new "
+                    "assignment, or (for test data only) remove the run-time data with `make clean`")
+        raise SystemExit(f"error: nbgrader generate_assignment {module} failed:\n"
+                         f"{result.stdout[-3000:]}{result.stderr[-3000:]}{hint}")
     # nbgrader copies every non-notebook file of source/ into the release: allow none
     extra = [p for p in release.parent.rglob("*") if p.is_file() and p.suffix != ".ipynb"]
     if extra:

@@ -380,6 +380,64 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-3)
 
 
 # %% [markdown]
+# The graded tests below (and those of every later module) check bad input the
+# same way: call a function and insist that it raises the right error. One given
+# helper does that, `expect_error(error_types, fn, *args, match=None, **kwargs)`.
+# It calls `fn(*args, **kwargs)` and returns the exception when it is one of
+# `error_types` (and, with `match`, names that text in its message); otherwise it
+# raises an `AssertionError` that says what was called, what was expected and
+# what happened instead. It is exported to `tinytorch/testing.py` (the
+# `#| export testing` line), so later modules write
+# `from tinytorch.testing import expect_error`.
+
+# %% nbgrader={"grade": false, "grade_id": "testing", "locked": true, "schema_version": 3, "solution": false}
+#| export testing
+import numpy as np
+
+
+def _short_repr(value, limit: int = 60) -> str:
+    """A one-line repr of an argument, cut to `limit` characters (big arrays by shape and dtype)."""
+    text = " ".join(repr(value).split())
+    if len(text) <= limit:
+        return text
+    if isinstance(value, np.ndarray):
+        return f"array(shape={value.shape}, dtype={value.dtype})"
+    return text[:limit - 3] + "..."
+
+
+def describe_call(fn, args=(), kwargs=None) -> str:
+    """How a call reads in a message: `name(arg, ..., key=value)`."""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or _short_repr(fn, 40)
+    parts = [_short_repr(a) for a in args] + [f"{k}={_short_repr(v)}" for k, v in (kwargs or {}).items()]
+    return f"{name}({', '.join(parts)})"
+
+
+def expect_error(error_types, fn, /, *args, match=None, **kwargs):
+    """Call fn(*args, **kwargs); it must raise one of `error_types` (an exception class or a
+    tuple of them) whose message contains `match` when given. Returns that exception; raises
+    AssertionError saying what was called, what was expected and what happened otherwise."""
+    expected = error_types if isinstance(error_types, tuple) else (error_types,)
+    if not expected or not all(isinstance(t, type) and issubclass(t, BaseException) for t in expected):
+        raise TypeError(f"error_types must be an exception class or a tuple of them, got {error_types!r}")
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    if match is not None and not isinstance(match, str):
+        raise TypeError(f"match must be a string or None, got {type(match).__name__}")
+    want = " or ".join(t.__name__ for t in expected) + ("" if match is None else f" naming {match!r}")
+    try:
+        fn(*args, **kwargs)
+    except expected as err:
+        if match is not None and match not in str(err):
+            raise AssertionError(f"{describe_call(fn, args, kwargs)}: expected {want}, "
+                                 f"got {type(err).__name__}: {err}") from err
+        return err
+    except Exception as err:
+        raise AssertionError(f"{describe_call(fn, args, kwargs)}: expected {want}, "
+                             f"got {type(err).__name__}: {err}") from err
+    raise AssertionError(f"{describe_call(fn, args, kwargs)}: expected {want}, nothing was raised")
+
+
+# %% [markdown]
 # ## 3. The `Linear` layer — Exercise 1
 #
 # A fully connected layer maps a batch $X \in \mathbb{R}^{N\times d_{in}}$ to
@@ -480,22 +538,14 @@ ref = x.astype(np.float64) @ big.weight.T.astype(np.float64) + big.bias
 assert np.allclose(big.forward(x), ref, atol=1e-4), "forward on a (5, 64) batch disagrees with x @ W.T + b"
 print("Linear.forward looks right")
 ### BEGIN HIDDEN TESTS
-def _raises(fn, errors, word):
-    try:
-        fn()
-    except errors as err:
-        assert word in str(err), f"the error message should name {word!r}, got: {err}"
-        return
-    raise AssertionError(f"expected {errors} naming {word!r}, nothing was raised")
-
 lin = Linear(4, 3, seed=1)
-_raises(lambda: lin.forward(np.ones((2, 5), np.float32)), ValueError, "x")
-_raises(lambda: lin.forward(np.ones(4, np.float32)), ValueError, "x")
-_raises(lambda: lin.forward(np.ones((2, 4), np.int64)), TypeError, "x")
-_raises(lambda: lin.forward(np.array([[1.0, np.nan, 0.0, 0.0]], np.float32)), ValueError, "x")
-_raises(lambda: lin.forward([[1.0, 2.0, 3.0, 4.0]]), TypeError, "x")
-_raises(lambda: Linear(0, 3), ValueError, "in_features")
-_raises(lambda: Linear(3, 2.5), TypeError, "out_features")
+expect_error(ValueError, lin.forward, np.ones((2, 5), np.float32), match="x")
+expect_error(ValueError, lin.forward, np.ones(4, np.float32), match="x")
+expect_error(TypeError, lin.forward, np.ones((2, 4), np.int64), match="x")
+expect_error(ValueError, lin.forward, np.array([[1.0, np.nan, 0.0, 0.0]], np.float32), match="x")
+expect_error(TypeError, lin.forward, [[1.0, 2.0, 3.0, 4.0]], match="x")
+expect_error(ValueError, Linear, 0, 3, match="in_features")
+expect_error(TypeError, Linear, 3, 2.5, match="out_features")
 # one sample works too
 assert lin.forward(np.ones((1, 4), np.float32)).shape == (1, 3), "a batch of one sample should work"
 assert not np.array_equal(Linear(4, 3, seed=1).weight, Linear(4, 3, seed=2).weight), "different seeds, different weights"
@@ -540,11 +590,7 @@ print("Linear.backward matches finite differences")
 ### BEGIN HIDDEN TESTS
 lin = Linear(3, 2, seed=4)
 lin.forward(np.ones((4, 3), np.float32))
-try:
-    lin.backward(np.ones((4, 3), np.float32))
-    raise AssertionError("backward with a grad_out of the wrong shape should raise ValueError")
-except ValueError as err:
-    assert "grad_out" in str(err), f"the error should name grad_out, got: {err}"
+expect_error(ValueError, lin.backward, np.ones((4, 3), np.float32), match="grad_out")  # wrong shape
 g = lin.backward(np.ones((4, 2), np.float32))
 assert g.dtype == np.float32, f"float32 gradients in, float32 gradient out; got {g.dtype}"
 assert np.allclose(lin.grad_bias, [4.0, 4.0]), f"dL/db should sum over the batch: expected [4, 4], got {lin.grad_bias}"
@@ -950,13 +996,9 @@ with np.errstate(under="ignore"):
     q = softmax(np.array([[-1000.0, 0.0], [5.0, -5.0]]))
 assert np.all(np.isfinite(q)) and np.allclose(q.sum(axis=1), 1), f"very negative logits must not give NaN: {q}"
 assert np.allclose(q[0], [0.0, 1.0]), f"softmax([-1000, 0]) should be [0, 1], got {q[0]}"
-for bad, err_type in [(np.ones(3, np.float32), ValueError), (np.ones((2, 2), np.int32), TypeError),
-                      (np.array([[np.inf, 0.0]]), ValueError)]:
-    try:
-        softmax(bad)
-        raise AssertionError(f"softmax should reject {bad!r} with {err_type.__name__}")
-    except err_type as e:
-        assert "logits" in str(e), f"the error should name 'logits', got: {e}"
+expect_error(ValueError, softmax, np.ones(3, np.float32), match="logits")
+expect_error(TypeError, softmax, np.ones((2, 2), np.int32), match="logits")
+expect_error(ValueError, softmax, np.array([[np.inf, 0.0]]), match="logits")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-cross-entropy", "locked": true, "points": 3, "schema_version": 3, "solution": false}
@@ -995,20 +1037,12 @@ print("CrossEntropyLoss matches its definition and finite differences")
 ### BEGIN HIDDEN TESTS
 assert abs(CrossEntropyLoss()(np.zeros((3, 10)), np.array([1, 2, 3])) - np.log(10)) < 1e-9, \
     "uniform logits over 10 classes should give log(10)"
-cases = [
-    (lambda: loss_fn(np.zeros((2, 3)), np.array([0, 3])), ValueError, "labels"),
-    (lambda: loss_fn(np.zeros((2, 3)), np.array([0, -1])), ValueError, "labels"),
-    (lambda: loss_fn(np.zeros((2, 3)), np.array([0.0, 1.0])), TypeError, "labels"),
-    (lambda: loss_fn(np.zeros((2, 3)), np.array([0, 1, 2])), ValueError, "labels"),
-    (lambda: loss_fn(np.array([[np.nan, 0.0, 0.0]]), np.array([0])), ValueError, "logits"),
-    (lambda: loss_fn(np.zeros(3), np.array([0])), ValueError, "logits"),
-]
-for call, err_type, word in cases:
-    try:
-        call()
-        raise AssertionError(f"expected {err_type.__name__} naming {word!r}")
-    except err_type as e:
-        assert word in str(e), f"the error should name {word!r}, got: {e}"
+expect_error(ValueError, loss_fn, np.zeros((2, 3)), np.array([0, 3]), match="labels")
+expect_error(ValueError, loss_fn, np.zeros((2, 3)), np.array([0, -1]), match="labels")
+expect_error(TypeError, loss_fn, np.zeros((2, 3)), np.array([0.0, 1.0]), match="labels")
+expect_error(ValueError, loss_fn, np.zeros((2, 3)), np.array([0, 1, 2]), match="labels")
+expect_error(ValueError, loss_fn, np.array([[np.nan, 0.0, 0.0]]), np.array([0]), match="logits")
+expect_error(ValueError, loss_fn, np.zeros(3), np.array([0]), match="logits")
 g = CrossEntropyLoss()
 g(np.array([[0.0, 0.0]], dtype=np.float32), np.array([0]))
 assert np.allclose(g.backward().sum(axis=1), 0.0), "each row of the gradient should sum to zero"
@@ -1051,19 +1085,12 @@ assert accuracy(logits, np.array([1, 0, 1, 0])) == 1.0, "every prediction is rig
 print("accuracy looks right")
 ### BEGIN HIDDEN TESTS
 assert accuracy(np.array([[1.0, 1.0, 0.0]]), np.array([0])) == 1.0, "ties go to the smallest index (np.argmax)"
-for call, err_type, word in [
-    (lambda: accuracy(logits, np.array([1, 0, 0])), ValueError, "labels"),
-    (lambda: accuracy(logits, np.array([1.0, 0.0, 0.0, 0.0])), TypeError, "labels"),
-    (lambda: accuracy(np.array([0.1, 0.9]), np.array([1])), ValueError, "logits"),
-    (lambda: accuracy(np.array([[1, 0], [0, 1]]), np.array([0, 1])), TypeError, "logits"),
-    (lambda: accuracy(np.array([[np.nan, 0.0]]), np.array([0])), ValueError, "logits"),
-    (lambda: accuracy([[0.1, 0.9]], np.array([1])), TypeError, "logits"),
-]:
-    try:
-        call()
-        raise AssertionError(f"expected {err_type.__name__} naming {word!r}, nothing was raised")
-    except err_type as e:
-        assert word in str(e), f"the error should name {word!r}, got: {e}"
+expect_error(ValueError, accuracy, logits, np.array([1, 0, 0]), match="labels")
+expect_error(TypeError, accuracy, logits, np.array([1.0, 0.0, 0.0, 0.0]), match="labels")
+expect_error(ValueError, accuracy, np.array([0.1, 0.9]), np.array([1]), match="logits")
+expect_error(TypeError, accuracy, np.array([[1, 0], [0, 1]]), np.array([0, 1]), match="logits")
+expect_error(ValueError, accuracy, np.array([[np.nan, 0.0]]), np.array([0]), match="logits")
+expect_error(TypeError, accuracy, [[0.1, 0.9]], np.array([1]), match="logits")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1182,16 +1209,9 @@ pa, pb = np.zeros(2, np.float32), np.zeros(3, np.float32)
 multi = SGD({"a": pa, "b": pb}, {"a": np.ones(2, np.float32), "b": -np.ones(3, np.float32)}, lr=1.0, momentum=0.9)
 multi.step()
 assert np.allclose(pa, -1) and np.allclose(pb, 1), f"every parameter must be updated, got {pa} and {pb}"
-for call, err_type, word in [
-    (lambda: SGD({"w": w}, {"w": gw}, lr=-1.0), ValueError, "lr"),
-    (lambda: SGD({"w": w}, {"w": gw}, lr=0.1, momentum=1.5), ValueError, "momentum"),
-    (lambda: SGD({"w": w}, {"v": gw}, lr=0.1), ValueError, "keys"),
-]:
-    try:
-        call()
-        raise AssertionError(f"expected {err_type.__name__} naming {word!r}")
-    except err_type as e:
-        assert word in str(e), f"the error should name {word!r}, got: {e}"
+expect_error(ValueError, SGD, {"w": w}, {"w": gw}, lr=-1.0, match="lr")
+expect_error(ValueError, SGD, {"w": w}, {"w": gw}, lr=0.1, momentum=1.5, match="momentum")
+expect_error(ValueError, SGD, {"w": w}, {"v": gw}, lr=0.1, match="keys")
 ### END HIDDEN TESTS
 
 # %% [markdown]

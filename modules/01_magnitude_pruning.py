@@ -67,6 +67,7 @@ threadpool_limits(1)
 
 from tinytorch.data import load_digits_split
 from tinytorch.nn import evaluate, make_mlp
+from tinytorch.testing import expect_error
 
 # %% [markdown]
 # ## Validating at the boundary
@@ -74,7 +75,7 @@ from tinytorch.nn import evaluate, make_mlp
 # Every public function of the package checks its arguments first and says exactly what is
 # wrong: a sparsity of `1.3`, a weight array with a `NaN`, an empty array or an array of
 # strings should not travel deep into numpy and come back as an obscure traceback. These
-# two helpers are given; use them at the top of every function you write. They are exported,
+# helpers are given; use them at the top of every function you write. They are exported,
 # so later modules use the same checks.
 
 # %% nbgrader={"grade": false, "grade_id": "validation", "locked": true, "schema_version": 3, "solution": false}
@@ -113,6 +114,15 @@ def validate_sparsity(sparsity, name="sparsity"):
     if not (0.0 <= value <= 1.0):  # also false for NaN
         raise ValueError(f"{name} must be in [0, 1], got {sparsity!r}")
     return value
+
+
+def validate_int(value, name, minimum=None):
+    """Return `value` as a Python int (at least `minimum` when given), or raise naming `name`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
 
 
 def validate_mask(mask, shape, name="mask"):
@@ -197,12 +207,7 @@ _r = analyze_weight_redundancy(np.array([1, -1, 2, -2]), verbose=False)
 assert abs(_r["mean_abs"] - 1.5) < 1e-12, f"integer weights: expected mean_abs 1.5, got {_r['mean_abs']}"
 for _bad, _exc in ((np.array([1.0, np.nan]), ValueError), (np.array([]), ValueError),
                    (np.array([np.inf, 1.0]), ValueError), (np.array(["a", "b"]), TypeError), (3.0, ValueError)):
-    try:
-        analyze_weight_redundancy(_bad, verbose=False)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for weights={_bad!r}")
+    expect_error(_exc, analyze_weight_redundancy, _bad, verbose=False)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -233,10 +238,7 @@ for _bad, _exc in ((np.array([1.0, np.nan]), ValueError), (np.array([]), ValueEr
 #| export
 def prune_count(n, sparsity):
     """Number of entries to prune out of `n` at `sparsity`: round(sparsity * n), halves to even."""
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"n must be an int, got {n!r}")
-    if n < 0:
-        raise ValueError(f"n must be non-negative, got {n}")
+    n = validate_int(n, "n", minimum=0)
     sparsity = validate_sparsity(sparsity)
     ### BEGIN SOLUTION
     return int(round(sparsity * int(n)))
@@ -289,19 +291,9 @@ assert magnitude_mask(np.arange(24).reshape(2, 3, 4), 0.25).shape == (2, 3, 4), 
 for _args, _exc in (((_w, 1.5), ValueError), ((_w, -0.1), ValueError), ((_w, float("nan")), ValueError),
                     ((_w, "0.5"), TypeError), ((_w, True), TypeError), ((np.array([]), 0.5), ValueError),
                     ((np.array([1.0, np.nan]), 0.5), ValueError), ((np.array([1 + 2j]), 0.5), TypeError)):
-    try:
-        magnitude_mask(*_args)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for magnitude_mask{_args!r}")
+    expect_error(_exc, magnitude_mask, *_args)
 for _args, _exc in (((-1, 0.5), ValueError), ((2.5, 0.5), TypeError), ((4, 2.0), ValueError)):
-    try:
-        prune_count(*_args)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for prune_count{_args!r}")
+    expect_error(_exc, prune_count, *_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -431,12 +423,7 @@ assert abs(_t0 - 0.1) < 1e-7, f"sparsity 0: threshold is the smallest magnitude 
 assert _p.calculate_threshold(_w, 1.0) == math.inf, f"sparsity 1: expected math.inf, got {_p.calculate_threshold(_w, 1.0)}"
 ### BEGIN HIDDEN TESTS
 for _args, _exc in (((_w, 1.01), ValueError), ((np.array([[np.inf]]), 0.5), ValueError), ((_w, None), TypeError)):
-    try:
-        _p.calculate_threshold(*_args)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for calculate_threshold{_args!r}")
+    expect_error(_exc, _p.calculate_threshold, *_args)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-create_mask", "locked": true, "points": 2, "schema_version": 3, "solution": false}
@@ -448,12 +435,7 @@ assert np.array_equal(_m, np.array([[1, 0], [1, 1]], dtype=np.float32)), f"|w| >
 assert np.all(_p.create_mask(_w, math.inf) == 0), "an infinite threshold prunes everything"
 ### BEGIN HIDDEN TESTS
 for _args, _exc in (((_w, -1.0), ValueError), ((_w, float("nan")), ValueError), ((_w, "0.3"), TypeError), ((np.array([]), 0.1), ValueError)):
-    try:
-        _p.create_mask(*_args)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for create_mask{_args!r}")
+    expect_error(_exc, _p.create_mask, *_args)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-prune", "locked": true, "points": 5, "schema_version": 3, "solution": false}
@@ -487,12 +469,7 @@ _pw, _m, _s = _p.prune(np.ones(3), 1.0)
 assert _s["compression_ratio"] == math.inf and _s["remaining_params"] == 0, f"all pruned: expected ratio inf, got {_s['compression_ratio']}"
 assert _p.prune(np.ones(3, dtype=np.float64), 0.0)[0].dtype == np.float64, "float64 weights keep their dtype"
 for _args, _exc in (((np.ones(3), 2.0), ValueError), ((np.array([np.nan]), 0.1), ValueError), ((np.ones(3), 0.5, 7), TypeError)):
-    try:
-        _p.prune(*_args)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for prune{_args!r}")
+    expect_error(_exc, _p.prune, *_args)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-measure_accuracy_impact", "locked": true, "points": 3, "schema_version": 3, "solution": false}
@@ -507,18 +484,8 @@ for _key, _want in (("mean_absolute_error", 0.25), ("max_absolute_error", 1.0),
 ### BEGIN HIDDEN TESTS
 _r = _p.measure_accuracy_impact(np.zeros(3), np.zeros(3))
 assert _r["mean_relative_error"] == 0.0 and _r["weight_norm_preservation"] == 1.0, f"all-zero arrays: got {_r}"
-try:
-    _p.measure_accuracy_impact(np.ones(3), np.ones(4))
-except ValueError:
-    pass
-else:
-    raise AssertionError("expected ValueError for arrays of different shapes")
-try:
-    _p.measure_accuracy_impact(np.ones(3), np.array([1.0, np.nan, 1.0]))
-except ValueError:
-    pass
-else:
-    raise AssertionError("expected ValueError for NaN in pruned_weights")
+expect_error(ValueError, _p.measure_accuracy_impact, np.ones(3), np.ones(4))
+expect_error(ValueError, _p.measure_accuracy_impact, np.ones(3), np.array([1.0, np.nan, 1.0]))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -633,12 +600,7 @@ assert _ms["q"].tolist() == [[0, 0]] and _ms["p"].tolist() == [[0, 0], [1, 1]] a
 for _args, _exc in ((([1.0], 0.5), TypeError), (({}, 0.5), ValueError), (({"w": np.ones(3)}, 0.5), ValueError),
                     (({"w": np.ones((2, 2))}, 1.2), ValueError), (({"w": np.ones((2, 2))}, 0.5, ["v"]), ValueError),
                     (({"w": np.full((2, 2), np.nan)}, 0.5), ValueError), (({"w": np.ones((2, 2))}, 0.5, "w"), TypeError)):
-    try:
-        global_magnitude_masks(*_args)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for global_magnitude_masks{_args!r}")
+    expect_error(_exc, global_magnitude_masks, *_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -693,12 +655,7 @@ _hits = sum(random_mask(np.ones(20), 0.5, seed=s)[0] == 0 for s in range(200))
 assert 60 < _hits < 140, f"entry 0 should be pruned about half the time over 200 seeds, got {_hits}"
 for _args, _exc in (((np.ones(4), 0.5, -1), ValueError), ((np.ones(4), 0.5, 1.5), TypeError),
                     ((np.ones(4), 1.5), ValueError), ((np.array([]), 0.5), ValueError)):
-    try:
-        random_mask(*_args)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for random_mask{_args!r}")
+    expect_error(_exc, random_mask, *_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -767,19 +724,9 @@ _m = prune_remaining(np.ones(6), np.array([1, 0, 1, 1, 0, 1]), 0.5)
 assert _m.tolist() == [0, 0, 0, 1, 0, 1], f"ties among alive entries: lowest flat index first; got {_m.tolist()}"
 assert np.array_equal(prune_remaining(_w, np.zeros(8), 0.9), np.zeros(8)), "nothing alive: mask unchanged"
 for _args, _exc in (((_w, np.ones(7), 0.5), ValueError), ((_w, np.full(8, 0.5), 0.5), ValueError), ((_w, np.ones(8), -0.5), ValueError)):
-    try:
-        prune_remaining(*_args)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for prune_remaining with mask/amount {_args[1:]!r}")
+    expect_error(_exc, prune_remaining, *_args)
 for _args, _exc in (((_w, 0.5, 0), ValueError), ((_w, 0.5, 2.0), TypeError)):
-    try:
-        iterative_magnitude_masks(*_args)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for iterative_magnitude_masks rounds={_args[2]!r}")
+    expect_error(_exc, iterative_magnitude_masks, *_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -848,12 +795,7 @@ assert abs(_rep["per_layer"]["0.weight"] - round(0.8 * 8192) / 8192) < 1e-9, \
 for _bad, _exc in (({"nope.weight": np.ones((2, 2))}, ValueError), ({"0.weight": np.ones((3, 3))}, ValueError),
                    ({"0.weight": np.full(_params["0.weight"].shape, 0.5)}, ValueError), ([("0.weight", 1)], TypeError)):
     _snapshot = _model.parameters()["0.weight"].copy()
-    try:
-        apply_masks(_model, _bad)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for masks={type(_bad).__name__} {list(_bad)[:1]}")
+    expect_error(_exc, apply_masks, _model, _bad)
     assert np.array_equal(_model.parameters()["0.weight"], _snapshot), "a rejected call must not change the model"
 ### END HIDDEN TESTS
 
@@ -907,18 +849,8 @@ assert len(_calls) == 40, f"the caller's after_step must run after every step (5
 _acc = evaluate(_model, X_train[:512], y_train[:512])
 assert _acc > 0.4, f"fine-tuning a 90%-sparse MLP for 5 epochs should learn something; train accuracy {_acc:.3f}"
 ### BEGIN HIDDEN TESTS
-try:
-    finetune_masked(make_mlp(seed=1), {"x": np.ones(2)}, X_train[:64], y_train[:64], epochs=1)
-except ValueError:
-    pass
-else:
-    raise AssertionError("expected ValueError for a mask on an unknown parameter")
-try:
-    finetune_masked(make_mlp(seed=1), {}, X_train[:64], y_train[:64], epochs=1, after_step=3)
-except TypeError:
-    pass
-else:
-    raise AssertionError("expected TypeError for a non-callable after_step")
+expect_error(ValueError, finetune_masked, make_mlp(seed=1), {"x": np.ones(2)}, X_train[:64], y_train[:64], epochs=1)  # unknown name
+expect_error(TypeError, finetune_masked, make_mlp(seed=1), {}, X_train[:64], y_train[:64], epochs=1, after_step=3)  # not callable
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -44,7 +44,7 @@ import time
 import numpy as np
 
 from tinytorch.nn import Conv2d, CrossEntropyLoss, Flatten, Linear, ReLU, Sequential
-from tinytorch.prune import MagnitudePruner, prune_count, validate_sparsity, validate_weights
+from tinytorch.prune import MagnitudePruner, prune_count, validate_int, validate_sparsity, validate_weights
 
 # %% nbgrader={"grade": false, "grade_id": "notebook-imports", "locked": true, "schema_version": 3, "solution": false}
 # Used by this notebook only (not exported).
@@ -54,6 +54,7 @@ from threadpoolctl import threadpool_limits
 from tinytorch.data import as_images, load_digits_split
 from tinytorch.nn import count_flops, evaluate, make_cnn, make_mlp, train
 from tinytorch.prune import apply_masks, finetune_masked, magnitude_mask
+from tinytorch.testing import expect_error
 
 # One BLAS thread: on a small, shared CPU, multi-threaded BLAS makes these tiny products
 # much slower and the latency measurements below noisy.
@@ -72,20 +73,9 @@ threadpool_limits(1)
 #| export
 def n_kept_units(n, sparsity):
     """Units kept out of `n` at `sparsity`: max(1, floor(n * (1 - sparsity))), robust to float error."""
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"n must be an int, got {n!r}")
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+    n = validate_int(n, "n", minimum=1)
     sparsity = validate_sparsity(sparsity)
     return max(1, int(math.floor(n * (1.0 - sparsity) + 1e-9)))
-
-
-def _check_int(value, name, low=None):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if low is not None and value < low:
-        raise ValueError(f"{name} must be at least {low}, got {value}")
-    return int(value)
 
 
 def validate_keep(keep, n, name="keep"):
@@ -179,12 +169,7 @@ assert len(_kept) == 10, f"100 filters at 0.9 keep 10 (mind 1 - 0.9 in floating 
 assert list(_kept) == list(range(90, 100)), f"ties: the lower indices are pruned first, kept {list(_kept)[:3]}..."
 for _args, _exc in (((_w[0], 0.5), ValueError), ((_w, 1.5), ValueError), ((_w, "half"), TypeError),
                     ((np.full((2, 1, 1, 1), np.nan), 0.5), ValueError), ((np.zeros((0, 1, 3, 3)), 0.5), ValueError)):
-    try:
-        prune_conv_filters(*_args)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for conv_weights of shape {np.shape(_args[0])}, sparsity {_args[1]!r}")
+    expect_error(_exc, prune_conv_filters, *_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -226,12 +211,7 @@ assert _ps.shape == (4, 4, 3, 3), f"structured result is the smaller tensor (4, 
 assert _ss["remaining_filters"] == 4, f"structured stats: expected remaining_filters 4, got {_ss.get('remaining_filters')}"
 assert np.linalg.norm(_pu) >= np.linalg.norm(_ps), "magnitude pruning keeps at least as much weight norm as filter pruning"
 ### BEGIN HIDDEN TESTS
-try:
-    compare_structured_vs_unstructured(_w.reshape(8, -1), 0.5)
-except ValueError:
-    pass
-else:
-    raise AssertionError("expected ValueError for 2-D conv_weights")
+expect_error(ValueError, compare_structured_vs_unstructured, _w.reshape(8, -1), 0.5)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -310,16 +290,14 @@ assert np.asarray(_k).tolist() == [1, 3, 4], f"select_units 50% of 6: expected [
 ### BEGIN HIDDEN TESTS
 assert np.asarray(select_units(np.ones(4), 0.5)).tolist() == [2, 3], "ties: the lower indices are pruned first"
 assert len(select_units(np.arange(5.0), 1.0)) == 1, "at least one unit survives"
-for _call, _exc in ((lambda: unit_importance(_w, "l3"), ValueError), (lambda: unit_importance(_w, 2), TypeError),
-                    (lambda: unit_importance(_w, "taylor"), ValueError), (lambda: unit_importance(_w, "taylor", grad=np.ones((3, 2))), ValueError),
-                    (lambda: unit_importance(np.ones(3)), ValueError), (lambda: select_units(np.ones((2, 2)), 0.5), ValueError),
-                    (lambda: select_units(np.array([1.0, np.nan]), 0.5), ValueError), (lambda: select_units(np.ones(3), -1), ValueError)):
-    try:
-        _call()
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for a bad call to unit_importance/select_units")
+expect_error(ValueError, unit_importance, _w, "l3")
+expect_error(TypeError, unit_importance, _w, 2)
+expect_error(ValueError, unit_importance, _w, "taylor")
+expect_error(ValueError, unit_importance, _w, "taylor", grad=np.ones((3, 2)))
+expect_error(ValueError, unit_importance, np.ones(3))
+expect_error(ValueError, select_units, np.ones((2, 2)), 0.5)
+expect_error(ValueError, select_units, np.array([1.0, np.nan]), 0.5)
+expect_error(ValueError, select_units, np.ones(3), -1)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -386,12 +364,7 @@ _n1, _n2 = shrink_linear_pair(_l1, _l2, np.array([4, 1]))
 assert np.array_equal(_n1.weight, _w1[[1, 4]]), "unsorted keep is sorted first"
 for _args, _exc in (((_l1, _l2, [5]), ValueError), ((_l1, _l2, []), ValueError), ((_l1, _l2, [1, 1]), ValueError),
                     ((_l1, _l2, [0.5]), TypeError), ((_l1, Linear(4, 3), [0]), ValueError), ((_l1, ReLU(), [0]), TypeError)):
-    try:
-        shrink_linear_pair(*_args)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for shrink_linear_pair with keep={_args[2]!r}")
+    expect_error(_exc, shrink_linear_pair, *_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -421,30 +394,31 @@ for _args, _exc in (((_l1, _l2, [5]), ValueError), ((_l1, _l2, []), ValueError),
 
 # %% nbgrader={"grade": false, "grade_id": "shrink_helpers", "locked": true, "schema_version": 3, "solution": false}
 #| export
-def sliced_linear(layer, out_idx=None, in_idx=None):
-    """A new Linear holding layer's weight rows `out_idx` and columns `in_idx` (None: all)."""
+def _sliced_copy(layer, make, out_idx, in_idx):
+    """make(n_in, n_out) filled with layer's weight rows (filters) `out_idx` and input columns
+    (channels) `in_idx`, and the matching bias entries (None: all)."""
     w, b = layer.weight, layer.bias
     if out_idx is not None:
         w, b = w[out_idx], b[out_idx]
     if in_idx is not None:
         w = w[:, in_idx]
-    new = Linear(w.shape[1], w.shape[0])
+    new = make(w.shape[1], w.shape[0])
     new.weight[...] = w
     new.bias[...] = b
     return new
+
+
+def sliced_linear(layer, out_idx=None, in_idx=None):
+    """A new Linear holding layer's weight rows `out_idx` and columns `in_idx` (None: all)."""
+    return _sliced_copy(layer, Linear, out_idx, in_idx)
 
 
 def sliced_conv(layer, out_idx=None, in_idx=None):
     """A new Conv2d (same kernel, stride, padding) holding filters `out_idx` and input channels `in_idx`."""
-    w, b = layer.weight, layer.bias
-    if out_idx is not None:
-        w, b = w[out_idx], b[out_idx]
-    if in_idx is not None:
-        w = w[:, in_idx]
-    new = Conv2d(w.shape[1], w.shape[0], layer.kernel_size, stride=layer.stride, padding=layer.padding)
-    new.weight[...] = w
-    new.bias[...] = b
-    return new
+    def make(n_in, n_out):
+        return Conv2d(n_in, n_out, layer.kernel_size, stride=layer.stride, padding=layer.padding)
+
+    return _sliced_copy(layer, make, out_idx, in_idx)
 
 
 def _check_keep_map(model, keep):
@@ -543,18 +517,8 @@ assert np.allclose(_small.forward(_x), _cnn.forward(_x), atol=1e-6), "an empty k
 _small = shrink_sequential(_cnn, {3: [2]})
 assert _small.parameters()["7.weight"].shape == (10, 4), f"one channel of 2x2 positions -> 4 classifier columns; got {_small.parameters()['7.weight'].shape}"
 for _bad, _exc in (({1: [0]}, ValueError), ({9: [0]}, ValueError), ({0: [8]}, ValueError), ([(0, [1])], TypeError), ({0: []}, ValueError)):
-    try:
-        shrink_sequential(_cnn, _bad)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for keep={_bad!r}")
-try:
-    shrink_sequential(Linear(3, 2), {})
-except TypeError:
-    pass
-else:
-    raise AssertionError("expected TypeError for a model that is not a Sequential")
+    expect_error(_exc, shrink_sequential, _cnn, _bad)
+expect_error(TypeError, shrink_sequential, Linear(3, 2), {})
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -576,8 +540,8 @@ else:
 def nm_mask(weights, n=2, m=4):
     """float32 N:M mask of a 2-D (out, in) weight: n kept of every m consecutive inputs."""
     weights = validate_weights(weights, ndim=2)
-    m = _check_int(m, "m", low=1)
-    n = _check_int(n, "n", low=0)
+    m = validate_int(m, "m", minimum=1)
+    n = validate_int(n, "n", minimum=0)
     if n > m:
         raise ValueError(f"n must be at most m ({m}), got {n}")
     if weights.shape[1] % m:
@@ -611,12 +575,7 @@ assert nm_mask(np.ones((1, 4)), 2, 4).tolist() == [[0, 0, 1, 1]], "ties within a
 assert np.all(nm_mask(_big, 4, 4) == 1) and np.all(nm_mask(_big, 0, 4) == 0), "n = m keeps all, n = 0 prunes all"
 for _args, _exc in (((np.ones((2, 6)), 2, 4), ValueError), ((np.ones((2, 8)), 5, 4), ValueError), ((np.ones(8), 2, 4), ValueError),
                     ((np.ones((2, 8)), 2.0, 4), TypeError), ((np.ones((2, 8)), 2, 0), ValueError), ((np.full((2, 4), np.inf), 2, 4), ValueError)):
-    try:
-        nm_mask(*_args)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for nm_mask(shape {np.shape(_args[0])}, n={_args[1]!r}, m={_args[2]!r})")
+    expect_error(_exc, nm_mask, *_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -641,7 +600,7 @@ def block_mask(weights, sparsity, block=(4, 4)):
     sparsity = validate_sparsity(sparsity)
     if not isinstance(block, (tuple, list)) or len(block) != 2:
         raise TypeError(f"block must be a pair (rows, cols), got {block!r}")
-    br, bc = (_check_int(b, "block", low=1) for b in block)
+    br, bc = (validate_int(b, "block", minimum=1) for b in block)
     rows, cols = weights.shape
     if rows % br or cols % bc:
         raise ValueError(f"weights shape {weights.shape} is not divisible by block {(br, bc)}")
@@ -673,12 +632,7 @@ assert block_mask(np.ones((2, 4)), 0.5, block=(2, 2)).tolist() == [[0, 0, 1, 1],
 assert np.all(block_mask(_big, 0.0) == 1) and np.all(block_mask(_big, 1.0) == 0), "sparsity 0 / 1"
 for _args, _exc in (((np.ones((4, 6)), 0.5, (4, 4)), ValueError), ((np.ones((4, 4)), 1.5), ValueError), ((np.ones(16), 0.5), ValueError),
                     ((np.ones((4, 4)), 0.5, 4), TypeError), ((np.ones((4, 4)), 0.5, (0, 2)), ValueError)):
-    try:
-        block_mask(*_args)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for block_mask{tuple(np.shape(a) if isinstance(a, np.ndarray) else a for a in _args)}")
+    expect_error(_exc, block_mask, *_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -708,7 +662,7 @@ def _check_attention(wq, wk, wv, wo, n_heads):
     wk = validate_weights(wk, "wk", ndim=2)
     wv = validate_weights(wv, "wv", ndim=2)
     wo = validate_weights(wo, "wo", ndim=2)
-    n_heads = _check_int(n_heads, "n_heads", low=1)
+    n_heads = validate_int(n_heads, "n_heads", minimum=1)
     if wk.shape != wq.shape or wv.shape != wq.shape:
         raise ValueError(f"wq, wk and wv must have one shape, got {wq.shape}, {wk.shape}, {wv.shape}")
     if wq.shape[0] % n_heads:
@@ -799,18 +753,12 @@ assert np.asarray(_r["kept_heads"]).tolist() == [0, 1, 2], f"external scores: ke
 _r = prune_attention_heads(_wq, _wk, _wv, _wo, _H, 0.5, scores=np.ones(4))
 assert np.asarray(_r["kept_heads"]).tolist() == [2, 3], f"ties: the lower heads are pruned first, got {_r['kept_heads']}"
 assert prune_attention_heads(_wq, _wk, _wv, _wo, _H, 1.0)["n_heads"] == 1, "one head always survives"
-for _call, _exc in ((lambda: head_importance(_wq, _wk, _wv, _wo, 5), ValueError),
-                    (lambda: head_importance(_wq, _wk[:6], _wv, _wo, 4), ValueError),
-                    (lambda: prune_attention_heads(_wq, _wk, _wv, _wo[:, :6], 4), ValueError),
-                    (lambda: prune_attention_heads(_wq, _wk, _wv, _wo, 4, scores=np.ones(3)), ValueError),
-                    (lambda: prune_attention_heads(_wq, _wk, _wv, _wo, 4.0), TypeError),
-                    (lambda: prune_attention_heads(_wq, _wk, _wv, _wo, 4, 2.0), ValueError)):
-    try:
-        _call()
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} for a bad call to head_importance/prune_attention_heads")
+expect_error(ValueError, head_importance, _wq, _wk, _wv, _wo, 5)
+expect_error(ValueError, head_importance, _wq, _wk[:6], _wv, _wo, 4)
+expect_error(ValueError, prune_attention_heads, _wq, _wk, _wv, _wo[:, :6], 4)
+expect_error(ValueError, prune_attention_heads, _wq, _wk, _wv, _wo, 4, scores=np.ones(3))
+expect_error(TypeError, prune_attention_heads, _wq, _wk, _wv, _wo, 4.0)
+expect_error(ValueError, prune_attention_heads, _wq, _wk, _wv, _wo, 4, 2.0)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -829,8 +777,8 @@ def measure_latencies(models, x, repeats=30, warmup=3):
     (round-robin), so that a burst of load on a shared machine hits all of them alike."""
     if not isinstance(models, dict) or not models:
         raise TypeError(f"models must be a non-empty dict {{name: model}}, got {type(models).__name__}")
-    repeats = _check_int(repeats, "repeats", low=1)
-    warmup = _check_int(warmup, "warmup", low=0)
+    repeats = validate_int(repeats, "repeats", minimum=1)
+    warmup = validate_int(warmup, "warmup", minimum=0)
     for _ in range(warmup):
         for model in models.values():
             model.forward(x)
@@ -852,7 +800,7 @@ def taylor_importance(model, X, y, batch_size=128):
     """First-order Taylor scores {layer index: scores} of every Linear/Conv2d, averaged over mini-batches
     (one real forward and backward pass each) of the softmax cross-entropy loss."""
     loss = CrossEntropyLoss()
-    batch_size = _check_int(batch_size, "batch_size", low=1)
+    batch_size = validate_int(batch_size, "batch_size", minimum=1)
     layers = {i: layer for i, layer in enumerate(model.layers) if isinstance(layer, (Linear, Conv2d))}
     totals = {i: np.zeros(layer.weight.shape[0]) for i, layer in layers.items()}
     n_batches = 0

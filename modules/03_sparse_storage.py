@@ -47,13 +47,15 @@ import time
 
 import numpy as np
 
-from tinytorch.prune import MagnitudePruner, magnitude_mask
+from tinytorch.prune import MagnitudePruner, magnitude_mask, validate_int
 
 # %% nbgrader={"grade": false, "grade_id": "notebook-imports", "locked": true, "schema_version": 3, "solution": false}
 # Used by this notebook only (not exported).
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 from threadpoolctl import threadpool_limits  # ships with scikit-learn
+
+from tinytorch.testing import expect_error
 
 # %% [markdown]
 # ## 1. The CSR layout
@@ -123,18 +125,10 @@ def _index_array(x, name):
     return arr
 
 
-def _check_count(value, name, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_shape(shape):
     if not isinstance(shape, (tuple, list)) or len(shape) != 2:
         raise ValueError(f"shape must be a pair (n_rows, n_cols), got {shape!r}")
-    return (_check_count(shape[0], "shape[0]", 1), _check_count(shape[1], "shape[1]", 1))
+    return (validate_int(shape[0], "shape[0]", 1), validate_int(shape[1], "shape[1]", 1))
 
 
 def _freeze(arr):
@@ -251,7 +245,7 @@ class CSRMatrix:
 
     def row_blocks(self, max_nnz):
         """Consecutive row ranges [(r0, r1), ...] holding about `max_nnz` stored entries each."""
-        max_nnz = _check_count(max_nnz, "max_nnz", 1)
+        max_nnz = validate_int(max_nnz, "max_nnz", 1)
         if max_nnz not in self._blocks:
             ptr = self.indptr.astype(np.int64)
             cuts = np.searchsorted(ptr, np.arange(max_nnz, self.nnz, max_nnz), side="left")
@@ -366,12 +360,7 @@ assert csr_from_dense(np.array([[3]])).data.tolist() == [3.0], "1x1 int matrix"
 for _bad, _exc in ((np.zeros(4), ValueError), (np.zeros((2, 2, 2)), ValueError), (np.zeros((0, 3)), ValueError),
                    (np.array([[1.0, np.nan]]), ValueError), (np.array([[np.inf]]), ValueError),
                    (np.array([[1 + 1j]]), TypeError), (np.array([["a"]]), TypeError)):
-    try:
-        csr_from_dense(_bad)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"csr_from_dense({_bad!r}) should raise {_exc.__name__}")
+    expect_error(_exc, csr_from_dense, _bad)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -411,12 +400,7 @@ for _trial in range(5):
 assert np.array_equal(CSRMatrix([], [], [0, 0, 0], (2, 3)).to_dense(), np.zeros((2, 3))), "empty matrix to dense"
 _F = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
 assert np.array_equal(CSRMatrix.from_dense(_F).to_dense(), _F), "fully dense round trip"
-try:
-    csr_to_dense(EXAMPLE)
-except TypeError:
-    pass
-else:
-    raise AssertionError("csr_to_dense(ndarray) should raise TypeError (it takes a CSRMatrix)")
+expect_error(TypeError, csr_to_dense, EXAMPLE)  # it takes a CSRMatrix, not an ndarray
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -506,10 +490,10 @@ print("indptr ", _A.indptr.tolist())
 #| export
 def csr_storage_bytes(n_rows, nnz, value_bytes=4, index_bytes=4):
     """Bytes of data + indices + indptr for a CSR matrix with `n_rows` rows and `nnz` entries."""
-    n_rows = _check_count(n_rows, "n_rows", 1)
-    nnz = _check_count(nnz, "nnz", 0)
-    value_bytes = _check_count(value_bytes, "value_bytes", 1)
-    index_bytes = _check_count(index_bytes, "index_bytes", 1)
+    n_rows = validate_int(n_rows, "n_rows", 1)
+    nnz = validate_int(nnz, "nnz", 0)
+    value_bytes = validate_int(value_bytes, "value_bytes", 1)
+    index_bytes = validate_int(index_bytes, "index_bytes", 1)
     ### BEGIN SOLUTION
     return nnz * (value_bytes + index_bytes) + (n_rows + 1) * index_bytes
     ### END SOLUTION
@@ -517,10 +501,10 @@ def csr_storage_bytes(n_rows, nnz, value_bytes=4, index_bytes=4):
 
 def break_even_sparsity(n_rows, n_cols, value_bytes=4, index_bytes=4):
     """Sparsity at which CSR and dense storage take the same bytes (CSR is smaller above it)."""
-    n_rows = _check_count(n_rows, "n_rows", 1)
-    n_cols = _check_count(n_cols, "n_cols", 1)
-    value_bytes = _check_count(value_bytes, "value_bytes", 1)
-    index_bytes = _check_count(index_bytes, "index_bytes", 1)
+    n_rows = validate_int(n_rows, "n_rows", 1)
+    n_cols = validate_int(n_cols, "n_cols", 1)
+    value_bytes = validate_int(value_bytes, "value_bytes", 1)
+    index_bytes = validate_int(index_bytes, "index_bytes", 1)
     ### BEGIN SOLUTION
     size = n_rows * n_cols
     return index_bytes / (value_bytes + index_bytes) + index_bytes * (n_rows + 1) / ((value_bytes + index_bytes) * size)
@@ -553,18 +537,8 @@ assert abs(break_even_sparsity(1000, 1000, value_bytes=4, index_bytes=1) - (0.2 
 assert csr_storage_bytes(3, 0) == 16, f"empty 3-row matrix: only indptr, 16 bytes, got {csr_storage_bytes(3, 0)}"
 assert isinstance(break_even_sparsity(10, 10), float), "break_even_sparsity returns a float"
 for _args, _exc in (((0, 5), ValueError), ((3, -1), ValueError), ((2.0, 5), TypeError), ((3, 4, 0), ValueError)):
-    try:
-        csr_storage_bytes(*_args)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"csr_storage_bytes{_args} should raise {_exc.__name__}")
-try:
-    break_even_sparsity(5, 0)
-except ValueError:
-    pass
-else:
-    raise AssertionError("break_even_sparsity(5, 0) should raise ValueError")
+    expect_error(_exc, csr_storage_bytes, *_args)
+expect_error(ValueError, break_even_sparsity, 5, 0)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -679,12 +653,7 @@ for _trial in range(20):
     _got = row_sums(_vals, _ptr)
     assert _got.shape == _want.shape and np.allclose(_got, _want, atol=1e-5), f"random segments {_ptr.tolist()}: expected {_want}, got {_got}"
 for _args in ((_v, [0, 2, 7]), (_v, [1, 6]), (_v, [0, 4, 2, 6]), (_v, [0])):
-    try:
-        row_sums(*_args)
-    except ValueError:
-        pass
-    else:
-        raise AssertionError(f"row_sums(values, {_args[1]}) should raise ValueError")
+    expect_error(ValueError, row_sums, *_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -770,18 +739,8 @@ _A2.to_dense = _no_dense
 assert np.array_equal(csr_matvec(_A2, np.ones(6)), EXAMPLE.sum(axis=1)), "product without densifying"
 for _bad, _exc in ((np.ones(5), ValueError), (np.ones((6, 1)), ValueError), (np.array([1, 2, 3, 4, 5, np.nan]), ValueError),
                    (np.array([1j] * 6), TypeError), (["a"] * 6, TypeError)):
-    try:
-        _A.matvec(_bad)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"matvec with x={_bad!r} should raise {_exc.__name__}")
-try:
-    csr_matvec(EXAMPLE, np.ones(6))
-except TypeError:
-    pass
-else:
-    raise AssertionError("csr_matvec(ndarray, x) should raise TypeError")
+    expect_error(_exc, _A.matvec, _bad)
+expect_error(TypeError, csr_matvec, EXAMPLE, np.ones(6))  # an ndarray, not a CSRMatrix
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -854,12 +813,7 @@ _A2.to_dense = _no_dense
 assert np.array_equal(csr_matmat(_A2, np.ones((6, 2))), EXAMPLE @ np.ones((6, 2))), "product without densifying"
 for _bad, _exc in ((np.ones((5, 2)), ValueError), (np.ones(6), ValueError), (np.full((6, 2), np.inf), ValueError),
                    (np.ones((6, 0)), ValueError), (np.ones((6, 2), dtype=complex), TypeError)):
-    try:
-        _A.matmat(_bad)
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"matmat with X of shape {np.shape(_bad)} and dtype {np.asarray(_bad).dtype} should raise {_exc.__name__}")
+    expect_error(_exc, _A.matmat, _bad)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -886,8 +840,8 @@ def median_times_ms(fns, repeats=20, warmup=3):
     slow spell of a shared machine hits all of them alike."""
     if not isinstance(fns, dict) or not fns or not all(callable(f) for f in fns.values()):
         raise TypeError(f"fns must be a non-empty dict of callables, got {fns!r}")
-    repeats = _check_count(repeats, "repeats", 1)
-    warmup = _check_count(warmup, "warmup", 0)
+    repeats = validate_int(repeats, "repeats", 1)
+    warmup = validate_int(warmup, "warmup", 0)
     for _ in range(warmup):
         for f in fns.values():
             f()
@@ -1045,8 +999,8 @@ class SparseLinear:
     """Linear layer y = x W^T + b that, once pruned, multiplies with its CSR weights."""
 
     def __init__(self, in_features, out_features):
-        self.in_features = _check_count(in_features, "in_features", 1)
-        self.out_features = _check_count(out_features, "out_features", 1)
+        self.in_features = validate_int(in_features, "in_features", 1)
+        self.out_features = validate_int(out_features, "out_features", 1)
         ### BEGIN SOLUTION
         self.linear_weights = None
         self.original_weights = None
@@ -1152,9 +1106,9 @@ class SparseLinear:
 
     def benchmark_speedup(self, batch_size=32, iterations=100, warmup=3, seed=0):
         """Measured median times of forward_dense and forward_sparse_optimized on one random batch."""
-        batch_size = _check_count(batch_size, "batch_size", 1)
-        iterations = _check_count(iterations, "iterations", 1)
-        warmup = _check_count(warmup, "warmup", 0)
+        batch_size = validate_int(batch_size, "batch_size", 1)
+        iterations = validate_int(iterations, "iterations", 1)
+        warmup = validate_int(warmup, "warmup", 0)
         self._need_pruned()
         ### BEGIN SOLUTION
         x = np.random.default_rng(seed).standard_normal((batch_size, self.in_features)).astype(np.float32)
@@ -1203,19 +1157,15 @@ assert _layer.sparse_ops == 120 and abs(_layer.sparsity - 0.5) < 1e-9, \
 _layer.load_linear_weights(_W)
 assert _layer.mask is None and _layer.sparse_weights is None and np.array_equal(_layer.bias, np.zeros(12)), \
     "loading new weights resets pruning and the bias defaults to zeros"
-for _call, _exc in ((lambda: SparseLinear(0, 3), ValueError), (lambda: SparseLinear(2.5, 3), TypeError),
-                    (lambda: SparseLinear(20, 12).prune_weights(0.5), ValueError),
-                    (lambda: _layer.load_linear_weights(_W.T), ValueError),
-                    (lambda: _layer.load_linear_weights(_W.ravel()), ValueError),
-                    (lambda: _layer.load_linear_weights(np.full((12, 20), np.nan)), ValueError),
-                    (lambda: _layer.load_linear_weights(_W, np.zeros(11)), ValueError),
-                    (lambda: _layer.prune_weights(1.5), ValueError), (lambda: _layer.prune_weights("0.5"), TypeError)):
-    try:
-        _call()
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"expected {_exc.__name__} (see the hidden test list for the call)")
+expect_error(ValueError, SparseLinear, 0, 3)
+expect_error(TypeError, SparseLinear, 2.5, 3)
+expect_error(ValueError, SparseLinear(20, 12).prune_weights, 0.5)  # no weights loaded yet
+expect_error(ValueError, _layer.load_linear_weights, _W.T)
+expect_error(ValueError, _layer.load_linear_weights, _W.ravel())
+expect_error(ValueError, _layer.load_linear_weights, np.full((12, 20), np.nan))
+expect_error(ValueError, _layer.load_linear_weights, _W, np.zeros(11))
+expect_error(ValueError, _layer.prune_weights, 1.5)
+expect_error(TypeError, _layer.prune_weights, "0.5")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-forward", "locked": true, "points": 15, "schema_version": 3, "solution": false}
@@ -1256,23 +1206,13 @@ for _s in (0.0, 0.9, 1.0):
     for _name in ("forward_dense", "forward_sparse_naive", "forward_sparse_optimized"):
         _err = np.abs(getattr(_big, _name)(_xb) - _ref).max()
         assert _err < 1e-3, f"{_name} on 300 -> 200 at sparsity {_s}: max error {_err:.2e}"
-for _call in (lambda: _layer.forward_sparse_optimized(np.ones((5, 19))), lambda: _layer.forward_dense(np.ones((2, 3, 20))),
-              lambda: _layer.forward_sparse_naive(np.array([np.nan] * 20)),
-              lambda: SparseLinear(20, 12).forward_dense(_x)):
-    try:
-        _call()
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("bad input to a forward (wrong features, 3-D, NaN, no weights) should raise ValueError")
+expect_error(ValueError, _layer.forward_sparse_optimized, np.ones((5, 19)))
+expect_error(ValueError, _layer.forward_dense, np.ones((2, 3, 20)))
+expect_error(ValueError, _layer.forward_sparse_naive, np.array([np.nan] * 20))
+expect_error(ValueError, SparseLinear(20, 12).forward_dense, _x)  # no weights loaded yet
 _fresh = SparseLinear(20, 12)
 _fresh.load_linear_weights(_W)
-try:
-    _fresh.forward_sparse_optimized(_x)
-except ValueError:
-    pass
-else:
-    raise AssertionError("forward_sparse_optimized before prune_weights should raise ValueError")
+expect_error(ValueError, _fresh.forward_sparse_optimized, _x)  # before prune_weights
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-benchmark", "locked": true, "points": 10, "schema_version": 3, "solution": false}
@@ -1309,14 +1249,8 @@ _z.load_linear_weights(np.ones((4, 5)))
 _z.prune_weights(1.0)
 _r = _z.benchmark_speedup(batch_size=2, iterations=2)
 assert _r["sparse_ops"] == 0 and _r["theoretical_speedup"] == 20.0, f"fully pruned: sparse_ops 0, theoretical 20 / max(0, 1) = 20, got {_r}"
-for _call, _exc in ((lambda: _layer.benchmark_speedup(batch_size=0), ValueError),
-                    (lambda: _layer.benchmark_speedup(iterations=1.5), TypeError)):
-    try:
-        _call()
-    except _exc:
-        pass
-    else:
-        raise AssertionError(f"bad benchmark_speedup arguments should raise {_exc.__name__}")
+expect_error(ValueError, _layer.benchmark_speedup, batch_size=0)
+expect_error(TypeError, _layer.benchmark_speedup, iterations=1.5)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -47,7 +47,8 @@ import numbers
 
 import numpy as np
 
-from tinytorch.prune import global_magnitude_masks, magnitude_mask
+from tinytorch.prune import (global_magnitude_masks, magnitude_mask, validate_int, validate_sparsity,
+                             validate_weights)
 
 # %% nbgrader={"grade": false, "grade_id": "notebook-imports", "locked": true, "schema_version": 3, "solution": false}
 # Notebook-only imports: the package above needs nothing but numpy and tinytorch.prune.
@@ -59,6 +60,7 @@ from threadpoolctl import threadpool_limits
 from tinytorch.data import load_digits_split
 from tinytorch.nn import Linear, ReLU, Sequential, evaluate, make_mlp, train
 from tinytorch.prune import finetune_masked
+from tinytorch.testing import expect_error
 
 threadpool_limits(1)  # one BLAS thread: the matrices are tiny and the machine may be shared
 
@@ -66,42 +68,20 @@ threadpool_limits(1)  # one BLAS thread: the matrices are tiny and the machine m
 # ## Checking arguments
 #
 # Every public function of this module checks its arguments first and names the bad
-# one in the error. The helpers below are given; call them at the top of your
-# solutions (the hidden tests feed in bad input).
+# one in the error. Module 01's checks do most of it (`validate_sparsity(value, name)`
+# for a fraction in [0, 1], `validate_int(value, name, minimum)` for a count or a step);
+# the helpers below are given as well. Call them at the top of your solutions (the
+# hidden tests feed in bad input).
 
 # %% nbgrader={"grade": false, "grade_id": "validation-helpers", "locked": true, "schema_version": 3, "solution": false}
 #| export
-def _check_fraction(name, value):
-    """Return `value` as a float in [0, 1]; TypeError for non-numbers, ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number in [0, 1], got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
-    return value
-
-
-def _check_int(name, value, minimum=0):
-    """Return `value` as an int >= minimum; TypeError for non-integers (bools included)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
 def _check_weights(name, weights):
     """A non-empty, finite, floating-point numpy array (weights of one layer)."""
     if not isinstance(weights, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(weights).__name__}")
     if not np.issubdtype(weights.dtype, np.floating):
         raise TypeError(f"{name} must have a floating dtype, got {weights.dtype}")
-    if weights.size == 0:
-        raise ValueError(f"{name} is empty (shape {weights.shape})")
-    if not np.all(np.isfinite(weights)):
-        raise ValueError(f"{name} holds NaN or infinite values")
-    return weights
+    return validate_weights(weights, name, min_ndim=None)
 
 
 def _weight_names(params, names=None):
@@ -135,8 +115,8 @@ def _weight_names(params, names=None):
 # ### Exercise 1: `polynomial_sparsity`
 #
 # Hints:
-# - validate first: the two sparsities with `_check_fraction`, the steps with
-#   `_check_int` (`end_step` at least `begin_step`, so pass `minimum=begin_step`),
+# - validate first: the two sparsities with `validate_sparsity`, the steps with
+#   `validate_int` (`end_step` at least `begin_step`, so pass `minimum=begin_step`),
 #   and require `initial_sparsity <= final_sparsity` and a finite `power > 0`;
 # - return exactly `initial_sparsity` up to `begin_step` and exactly `final_sparsity`
 #   from `end_step` on (no rounding error at the ends); a Python `float` in between.
@@ -148,13 +128,13 @@ def polynomial_sparsity(step, initial_sparsity=0.0, final_sparsity=0.9, begin_st
     """Sparsity the schedule asks for at `step`: s_f + (s_i - s_f) * (1 - p)**power with
     p = (step - begin_step) / (end_step - begin_step) clamped to [0, 1]."""
     ### BEGIN SOLUTION
-    step = _check_int("step", step)
-    initial_sparsity = _check_fraction("initial_sparsity", initial_sparsity)
-    final_sparsity = _check_fraction("final_sparsity", final_sparsity)
+    step = validate_int(step, "step", minimum=0)
+    initial_sparsity = validate_sparsity(initial_sparsity, "initial_sparsity")
+    final_sparsity = validate_sparsity(final_sparsity, "final_sparsity")
     if initial_sparsity > final_sparsity:
         raise ValueError(f"initial_sparsity ({initial_sparsity}) must not exceed final_sparsity ({final_sparsity})")
-    begin_step = _check_int("begin_step", begin_step)
-    end_step = _check_int("end_step", end_step, minimum=begin_step)
+    begin_step = validate_int(begin_step, "begin_step", minimum=0)
+    end_step = validate_int(end_step, "end_step", minimum=begin_step)
     if isinstance(power, bool) or not isinstance(power, numbers.Real):
         raise TypeError(f"power must be a positive number, got {type(power).__name__} {power!r}")
     if not np.isfinite(power) or power <= 0:
@@ -197,12 +177,7 @@ for bad_args, error in [
     ((0, 0.0, 0.9, 0, 10, 0), ValueError), ((0, 0.0, 0.9, 0, 10, float("inf")), ValueError),
     ((True, 0.0, 0.9, 0, 10), TypeError),
 ]:
-    try:
-        polynomial_sparsity(*bad_args)
-    except error:
-        pass
-    else:
-        raise AssertionError(f"polynomial_sparsity{bad_args} should raise {error.__name__}")
+    expect_error(error, polynomial_sparsity, *bad_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -276,7 +251,7 @@ class GradualPruner:
         self.initial_sparsity = float(initial_sparsity)
         self.begin_step = int(begin_step)
         self.end_step = int(end_step)
-        self.frequency = _check_int("frequency", frequency, minimum=1)
+        self.frequency = validate_int(frequency, "frequency", minimum=1)
         self.power = power
         self.scope = scope
         self.names = names
@@ -295,7 +270,7 @@ class GradualPruner:
     def should_prune(self, step):
         """True at begin_step, every `frequency` steps after it, and at end_step."""
         ### BEGIN SOLUTION
-        step = _check_int("step", step)
+        step = validate_int(step, "step", minimum=0)
         if step < self.begin_step or step > self.end_step:
             return False
         return (step - self.begin_step) % self.frequency == 0 or step == self.end_step
@@ -362,18 +337,8 @@ assert [t for t in range(8) if every.should_prune(t)] == [0, 1, 2, 3, 4], "frequ
 for kwargs, error in [({"frequency": 0}, ValueError), ({"frequency": 2.0}, TypeError),
                       ({"final_sparsity": 1.2}, ValueError), ({"scope": "layer"}, ValueError),
                       ({"begin_step": 5, "end_step": 2}, ValueError), ({"initial_sparsity": -0.5}, ValueError)]:
-    try:
-        GradualPruner(**kwargs)
-    except error:
-        pass
-    else:
-        raise AssertionError(f"GradualPruner(**{kwargs}) should raise {error.__name__}")
-try:
-    pruner.should_prune(-3)
-except ValueError:
-    pass
-else:
-    raise AssertionError("should_prune(-3) should raise ValueError")
+    expect_error(error, GradualPruner, **kwargs)
+expect_error(ValueError, pruner.should_prune, -3)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-gradual-training", "locked": true, "points": 4, "schema_version": 3, "solution": false}
@@ -418,12 +383,7 @@ def keep_all(weights, sparsity):
 custom = GradualPruner(final_sparsity=0.3, begin_step=0, end_step=0, frequency=1, scope=keep_all, names=["2.weight"])
 custom.update(net, 0)
 assert calls == [(["2.weight"], 0.3)], f"callable scope should be called once with ['2.weight'] at 0.3, got {calls}"
-try:
-    GradualPruner(final_sparsity=0.3, begin_step=0, end_step=0, names=["nope"]).update(net, 0)
-except ValueError:
-    pass
-else:
-    raise AssertionError("an unknown parameter name should raise ValueError")
+expect_error(ValueError, GradualPruner(final_sparsity=0.3, begin_step=0, end_step=0, names=["nope"]).update, net, 0)  # unknown name
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -466,7 +426,7 @@ def prune_survivors(weights, masks=None, rate=0.2, scope="global"):
         raise TypeError(f"weights must be a non-empty dict of arrays, got {type(weights).__name__}")
     for name, w in weights.items():
         _check_weights(f"weights[{name!r}]", w)
-    rate = _check_fraction("rate", rate)
+    rate = validate_sparsity(rate, "rate")
     if scope not in ("global", "local"):
         raise ValueError(f"scope must be 'global' or 'local', got {scope!r}")
     if masks is None:
@@ -545,12 +505,7 @@ for args, error in [((w, None, 1.5), ValueError), ((w, None, 0.5, "layer"), Valu
                     ((w, {"a": np.ones((3, 3)), "b": m1["b"]}, 0.5), ValueError),
                     ((w, {"a": m1["a"] * 2, "b": m1["b"]}, 0.5), ValueError),
                     (([1.0, 2.0], None, 0.5), TypeError), (({}, None, 0.5), TypeError)]:
-    try:
-        prune_survivors(*args)
-    except error:
-        pass
-    else:
-        raise AssertionError(f"prune_survivors with bad input {args!r} should raise {error.__name__}")
+    expect_error(error, prune_survivors, *args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -597,8 +552,8 @@ def iterative_magnitude_pruning(model, train_fn, eval_fn, rounds=5, rate=0.2, re
     Returns {"remaining": [...], "accuracy": [...], "masks": [...]}, one entry per round
     (round 0 is the dense training)."""
     ### BEGIN SOLUTION
-    rounds = _check_int("rounds", rounds)
-    rate = _check_fraction("rate", rate)
+    rounds = validate_int(rounds, "rounds", minimum=0)
+    rate = validate_sparsity(rate, "rate")
     if not callable(train_fn) or not callable(eval_fn):
         raise TypeError("train_fn and eval_fn must be callables")
     if rewind_state is not None and not isinstance(rewind_state, dict):
@@ -682,18 +637,8 @@ res0 = iterative_magnitude_pruning(Sequential(Linear(4, 3, seed=0)), lambda m, k
 assert res0["remaining"] == [1.0], "0 rounds is one dense training"
 for kwargs, error in [({"rounds": -1}, ValueError), ({"rate": 2.0}, ValueError), ({"rounds": 1.5}, TypeError),
                       ({"rewind_state": [1, 2]}, TypeError), ({"scope": "all"}, ValueError)]:
-    try:
-        iterative_magnitude_pruning(Sequential(Linear(4, 3, seed=0)), lambda m, k: None, lambda m: 1.0, **kwargs)
-    except error:
-        pass
-    else:
-        raise AssertionError(f"iterative_magnitude_pruning(**{kwargs}) should raise {error.__name__}")
-try:
-    rewind_weights(net2, theta0, {"9.weight": np.ones((2, 2))})
-except ValueError:
-    pass
-else:
-    raise AssertionError("rewind_weights with an unknown mask name should raise ValueError")
+    expect_error(error, iterative_magnitude_pruning, Sequential(Linear(4, 3, seed=0)), lambda m, k: None, lambda m: 1.0, **kwargs)
+expect_error(ValueError, rewind_weights, net2, theta0, {"9.weight": np.ones((2, 2))})  # unknown mask name
 ### END HIDDEN TESTS
 
 # %% [markdown]

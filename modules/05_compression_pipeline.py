@@ -73,6 +73,7 @@ from threadpoolctl import threadpool_limits
 from tinytorch.data import load_digits_split
 from tinytorch.nn import Adam, Linear, ReLU, Sequential, make_mlp, predict, train
 from tinytorch.prune import apply_masks, finetune_masked, global_magnitude_masks
+from tinytorch.testing import expect_error
 
 threadpool_limits(1)
 
@@ -331,12 +332,7 @@ assert set(mc.original_model) == set(toy) and mc.original_model["fc.weight"] is 
 for bad, error in [({}, ValueError), ([np.ones((2, 2))], TypeError), ({"w": np.ones((2, 2), dtype=np.int64)}, TypeError),
                    ({"w": np.array([[1.0, np.inf]])}, ValueError), ({"w": np.zeros((0, 3))}, ValueError),
                    ({1: np.ones((2, 2))}, TypeError)]:
-    try:
-        ModelCompressor().analyze_model_for_compression(bad)
-    except error:
-        pass
-    else:
-        raise AssertionError(f"analyze_model_for_compression({bad!r}) should raise {error.__name__}")
+    expect_error(error, ModelCompressor().analyze_model_for_compression, bad)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-compress", "locked": true, "points": 3, "schema_version": 3, "solution": false}
@@ -369,12 +365,7 @@ full.compress_model({"w": np.ones((2, 3), dtype=np.float32)}, {"w": 1.0})
 assert full.compression_stats["overall_compression"] == math.inf, "nothing left: overall_compression is inf"
 for sparsities, error in [({"nope": 0.5}, ValueError), ({"fc.weight": 1.5}, ValueError),
                           ({"fc.weight": "0.5"}, TypeError), ([0.5], TypeError)]:
-    try:
-        ModelCompressor().compress_model(toy, sparsities)
-    except error:
-        pass
-    else:
-        raise AssertionError(f"compress_model(toy, {sparsities!r}) should raise {error.__name__}")
+    expect_error(error, ModelCompressor().compress_model, toy, sparsities)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-validate-quality", "locked": true, "points": 3, "schema_version": 3, "solution": false}
@@ -410,12 +401,7 @@ far = ModelCompressor().validate_compression_quality({"a": np.ones((2, 2), dtype
 assert far["layer_quality"]["a"]["quality_score"] == 0.0 and far["quality_score"] == 0.0, "scores are clipped at 0"
 for comp, error in [({"a": c["a"]}, ValueError), ({"a": c["a"], "b": {"weights": np.ones(3, dtype=np.float32)}}, ValueError),
                     ({"a": c["a"], "b": {"mask": 1}}, ValueError), ([1, 2], TypeError)]:
-    try:
-        ModelCompressor().validate_compression_quality(w, comp)
-    except error:
-        pass
-    else:
-        raise AssertionError(f"validate_compression_quality with compressed_model={comp!r} should raise {error.__name__}")
+    expect_error(error, ModelCompressor().validate_compression_quality, w, comp)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -478,18 +464,8 @@ for k, v in net.state_dict().items():
 ### BEGIN HIDDEN TESTS
 for comp, error in [({"9.weight": np.zeros((3, 5), dtype=np.float32)}, ValueError),
                     ({"2.weight": np.zeros((5, 3), dtype=np.float32)}, ValueError), ({}, TypeError)]:
-    try:
-        validate_accuracy(net, comp, Xs, ys)
-    except error:
-        pass
-    else:
-        raise AssertionError(f"validate_accuracy with {list(comp)} should raise {error.__name__}")
-try:
-    validate_accuracy(net, {"2.weight": np.zeros((3, 5), dtype=np.float32)}, Xs[:, :4], ys)
-except (ValueError, TypeError):
-    pass
-else:
-    raise AssertionError("X with the wrong number of features should raise")
+    expect_error(error, validate_accuracy, net, comp, Xs, ys)
+expect_error((ValueError, TypeError), validate_accuracy, net, {"2.weight": np.zeros((3, 5), dtype=np.float32)}, Xs[:, :4], ys)  # too few features
 for k, v in net.state_dict().items():
     assert np.array_equal(v, before[k]), f"{k} must be restored even when evaluation fails"
 ### END HIDDEN TESTS
@@ -568,12 +544,7 @@ assert list(only) == ["2.weight"] and list(only["2.weight"]) == [0.5], f"names a
 for kwargs, error in [({"sparsities": []}, ValueError), ({"sparsities": [0.5, 0.5]}, ValueError),
                       ({"sparsities": [0.9, 0.5]}, ValueError), ({"sparsities": [1.5]}, ValueError),
                       ({"sparsities": 0.5}, TypeError), ({"names": ["nope"]}, ValueError)]:
-    try:
-        sensitivity_scan(net, Xs, ys, **kwargs)
-    except error:
-        pass
-    else:
-        raise AssertionError(f"sensitivity_scan(**{kwargs}) should raise {error.__name__}")
+    expect_error(error, sensitivity_scan, net, Xs, ys, **kwargs)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -674,12 +645,7 @@ kept = sum(counts[n] - round(alloc[n] * counts[n]) for n in counts)
 assert alloc == {"big": 0.9, "small": 0.9} and kept <= 120, f"expected both at 0.9 ({kept} kept), got {alloc}"
 assert allocate_sparsities(sens, counts, max_params=5000) == {"big": 0.0, "small": 0.0}, "a loose budget prunes nothing"
 ### BEGIN HIDDEN TESTS
-try:
-    allocate_sparsities(sens, counts, max_params=50)
-except ValueError:
-    pass
-else:
-    raise AssertionError("a budget below what the scanned sparsities reach should raise ValueError")
+expect_error(ValueError, allocate_sparsities, sens, counts, max_params=50)  # below what the grid reaches
 one = allocate_sparsities({"t": {0.0: 1.0, 0.5: 0.5, 1.0: 0.0}}, {"t": 1}, max_params=0)
 assert one == {"t": 1.0}, f"a grid point that frees no weight (round(0.5 * 1) = 0) is skipped over; got {one}"
 tie = allocate_sparsities({"a": {0.0: 1.0, 0.5: 0.9}, "b": {0.0: 1.0, 0.5: 0.9}}, {"a": 10, "b": 10}, max_params=15)
@@ -689,12 +655,7 @@ for args, error in [(({}, counts, 10), TypeError), ((sens, {"big": 1000}, 10), V
                     (({"big": {1.5: 0.9}, "small": {0.0: 0.9}}, counts, 10), ValueError),
                     (({"big": {0.5: float("nan")}, "small": {0.0: 0.9}}, counts, 10), ValueError),
                     ((sens, {"big": 0, "small": 100}, 10), ValueError)]:
-    try:
-        allocate_sparsities(*args)
-    except error:
-        pass
-    else:
-        raise AssertionError(f"allocate_sparsities with bad input should raise {error.__name__}: {args!r}")
+    expect_error(error, allocate_sparsities, *args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -854,21 +815,11 @@ with tempfile.TemporaryDirectory() as tmp:
     np.savez_compressed(os.path.join(tmp, "other.npz"), x=np.ones(3))
     for bad_path, error in [(os.path.join(tmp, "other.npz"), ValueError), (os.path.join(tmp, "missing.npz"), ValueError),
                             (3, TypeError)]:
-        try:
-            load_compressed(bad_path)
-        except error:
-            pass
-        else:
-            raise AssertionError(f"load_compressed({bad_path!r}) should raise {error.__name__}")
+        expect_error(error, load_compressed, bad_path)
     for args, error in [((p, w0, {"v": m0["w"]}), ValueError), ((p, w0, {"w": np.ones((3, 3))}), ValueError),
                         ((p, w0, {"w": m0["w"] * 0.5}), ValueError), ((p, {"w": np.array([[np.nan]])}, {}), ValueError),
                         ((None, w0, m0), TypeError)]:
-        try:
-            save_compressed(*args)
-        except error:
-            pass
-        else:
-            raise AssertionError(f"save_compressed with bad input should raise {error.__name__}")
+        expect_error(error, save_compressed, *args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -939,12 +890,7 @@ rep = size_report({"v": np.array([1.0, 0.0, 3.0], dtype=np.float32)}, {"v": np.a
 assert rep["csr_bytes"] == 4 + 4 + 2 * 4, f"1-D masked: 1 value, 1 index, 2 row pointers = 16 bytes, got {rep['csr_bytes']}"
 for args, error in [((w, m, "no/such/file.npz"), ValueError), ((w, m, 5), TypeError), ((w, {"x": m["w"]}), ValueError),
                     (({}, {}), ValueError)]:
-    try:
-        size_report(*args)
-    except error:
-        pass
-    else:
-        raise AssertionError(f"size_report with bad input should raise {error.__name__}")
+    expect_error(error, size_report, *args)
 ### END HIDDEN TESTS
 
 # %% [markdown]

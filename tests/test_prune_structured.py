@@ -33,6 +33,19 @@ def random_keep(rng, n, sparsity):
     return np.sort(rng.permutation(n)[:n_kept_units(n, sparsity)])
 
 
+def shrunk_and_masked(model, rng, units, sparsities):
+    """Random biases, then random keep sets ({layer index: n units} at the given sparsities);
+    returns keep, the shrunk model and a copy of the model masked to the same units."""
+    for name, p in model.parameters().items():
+        if name.endswith("bias"):
+            p[...] = rng.normal(size=p.shape) * 0.2
+    keep = {index: random_keep(rng, n, s) for (index, n), s in zip(units.items(), sparsities)}
+    small = shrink_sequential(model, keep)
+    masked = copy.deepcopy(model)
+    apply_masks(masked, structured_masks(model, keep))
+    return keep, small, masked
+
+
 # ---------------------------------------------------------------- counts and PyTorch
 def test_n_kept_units_contract():
     for n in range(1, 130):
@@ -86,14 +99,7 @@ def test_select_units_nested_and_idempotent(n, s1, s2, seed):
 @given(s1=sparsities, s2=sparsities, seed=st.integers(0, 2**16))
 def test_shrunk_mlp_equals_masked_mlp(s1, s2, seed):
     rng = np.random.default_rng(seed)
-    model = make_mlp(seed=seed % 100)
-    for name, p in model.parameters().items():
-        if name.endswith("bias"):
-            p[...] = rng.normal(size=p.shape) * 0.2
-    keep = {0: random_keep(rng, 128, s1), 2: random_keep(rng, 64, s2)}
-    small = shrink_sequential(model, keep)
-    masked = copy.deepcopy(model)
-    apply_masks(masked, structured_masks(model, keep))
+    keep, small, masked = shrunk_and_masked(make_mlp(seed=seed % 100), rng, {0: 128, 2: 64}, (s1, s2))
     x = rng.random((9, 64)).astype(np.float32)
     assert np.allclose(small.forward(x), masked.forward(x), atol=1e-5)
     assert small.num_parameters() == (64 + 1) * len(keep[0]) + (len(keep[0]) + 1) * len(keep[2]) + (len(keep[2]) + 1) * 10
@@ -103,14 +109,7 @@ def test_shrunk_mlp_equals_masked_mlp(s1, s2, seed):
 @given(s1=sparsities, s2=sparsities, seed=st.integers(0, 2**16))
 def test_shrunk_cnn_equals_masked_cnn(s1, s2, seed):
     rng = np.random.default_rng(seed)
-    model = make_cnn(seed=seed % 100)
-    for name, p in model.parameters().items():
-        if name.endswith("bias"):
-            p[...] = rng.normal(size=p.shape) * 0.2
-    keep = {0: random_keep(rng, 8, s1), 3: random_keep(rng, 16, s2)}
-    small = shrink_sequential(model, keep)
-    masked = copy.deepcopy(model)
-    apply_masks(masked, structured_masks(model, keep))
+    keep, small, masked = shrunk_and_masked(make_cnn(seed=seed % 100), rng, {0: 8, 3: 16}, (s1, s2))
     x = rng.random((4, 1, 8, 8)).astype(np.float32)
     assert np.allclose(small.forward(x), masked.forward(x), atol=1e-5)
     assert small.layers[7].weight.shape == (10, 4 * len(keep[3]))

@@ -178,6 +178,11 @@ def torch_global_round(weights, masks, rate):
     return {name: lin.weight_mask.detach().numpy() for (lin, _), name in zip(modules, weights)}
 
 
+def assert_same_masks(ours, theirs, names):
+    for name in names:
+        np.testing.assert_array_equal(ours[name], theirs[name], err_msg=f"mask {name!r}")
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**16), rates=st.lists(st.floats(0.0, 0.9), min_size=1, max_size=4))
 def test_global_rounds_match_pytorch_pruning_containers(seed, rates):
@@ -189,8 +194,7 @@ def test_global_rounds_match_pytorch_pruning_containers(seed, rates):
     for rate in rates:
         ours = prune_survivors(weights, ours, rate)
         theirs = torch_global_round(weights, theirs, rate)
-        for name in weights:
-            np.testing.assert_array_equal(ours[name], theirs[name])
+        assert_same_masks(ours, theirs, weights)
 
 
 @SETTINGS
@@ -204,8 +208,7 @@ def test_local_rounds_match_module_01_per_array(seed, rate, rounds):
     for _ in range(rounds):
         ours = prune_survivors(weights, ours, rate, scope="local")
         theirs = {n: prune_remaining(weights[n], theirs[n], rate) for n in weights}
-        for n in weights:
-            np.testing.assert_array_equal(ours[n], theirs[n])
+        assert_same_masks(ours, theirs, weights)
 
 
 @SETTINGS
@@ -216,8 +219,7 @@ def test_first_global_round_is_global_magnitude_pruning(seed, sparsity):
                "y": np.round(rng.normal(size=(4, 4)), 1).astype(np.float32)}
     ours = prune_survivors(weights, None, sparsity)
     theirs = global_magnitude_masks(weights, sparsity)
-    for n in weights:
-        np.testing.assert_array_equal(ours[n], theirs[n])
+    assert_same_masks(ours, theirs, weights)
 
 
 @SETTINGS
