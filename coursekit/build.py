@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from .grammar import check_source
+from .errors import CourseError
 from .layout import Course, say
 from .notebooks import dumps, source_to_notebook, strip_markers, write_if_changed
 
@@ -64,12 +65,12 @@ def generate_release(course: Course, module: str) -> bool:
             hint = ("\nhint: the gradebook already holds submissions of this assignment, and nbgrader "
                     "will not change graded cells under them; grade the new version as a new "
                     "assignment, or (for test data only) remove the run-time data with `make clean`")
-        raise SystemExit(f"error: nbgrader generate_assignment {module} failed:\n"
+        raise CourseError(f"nbgrader generate_assignment {module} failed:\n"
                          f"{result.stdout[-3000:]}{result.stderr[-3000:]}{hint}")
     # nbgrader copies every non-notebook file of source/ into the release: allow none
     extra = [p for p in release.parent.rglob("*") if p.is_file() and p.suffix != ".ipynb"]
     if extra:
-        raise SystemExit(f"error: release of {module} holds non-notebook files: {extra}")
+        raise CourseError(f"release of {module} holds non-notebook files: {extra}")
     return before != release.read_bytes()
 
 
@@ -77,7 +78,7 @@ def build(course: Course, modules: list[str]) -> dict[str, list[str]]:
     """Build the given modules; return {module: [paths that changed]}."""
     problems = [p for m in modules for p in check_source(course.source(m))]
     if problems:
-        raise SystemExit("error: module sources break the grammar:\n" + "\n".join(map(str, problems)))
+        raise CourseError("module sources break the grammar:\n" + "\n".join(map(str, problems)))
     report: dict[str, list[str]] = {}
     for module in modules:
         started = time.perf_counter()

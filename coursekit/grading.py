@@ -1,21 +1,25 @@
-"""`course autograde|feedback|grades`: nbgrader, one submission at a time, never stopping.
+"""`course autograde|feedback|grades`: nbgrader in one process, each submission a sandboxed job.
 
-Each submission is autograded in its own `nbgrader autograde --student` process under a
-hard wall-clock limit, so an invalid notebook, a crashed kernel or a loop that ignores
-interrupts becomes one failure row while every other submission is still graded.
+For every submission the trusted coordinator (this process) lets nbgrader restore the tests
+(*prepare*), runs the notebook's kernel in the sandbox with integrity checks (*execute*: one
+job, local or on Dask workers), and lets nbgrader record the grades (*score*). Only this
+process touches the gradebook. A broken, hostile or runaway submission costs only its own row.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
+from . import config as course_config
+from .errors import CourseError
 from .layout import Course, say
 
 ERROR_LINE_RE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception|Interrupt)): ?(.*)$")
@@ -24,15 +28,13 @@ ERROR_LINE_RE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception|Interrupt))
 @dataclass
 class Outcome:
     student: str
-    status: str  # "graded", "timeout" (graded, a cell hit the limit) or "failed"
+    status: str  # graded | timeout (a cell hit its limit) | limit | flagged | failed
     score: float | None
     max_score: float | None
     seconds: float
     detail: str = ""
-
-
-def db_url(course: Course) -> str:
-    return f"sqlite:///{course.grading_dir / 'gradebook.db'}"
+    flags: list[str] = field(default_factory=list)
+    limits: list[str] = field(default_factory=list)
 
 
 def submissions(course: Course, assignment: str) -> list[str]:
@@ -62,17 +64,119 @@ def _last_error(log: str) -> str:
     return f"{name}: {text}".strip()[:160]
 
 
-def _run_limited(cmd: list[str], cwd: Path, env: dict, limit: float) -> tuple[int | None, str]:
-    """Run cmd in its own process group; kill the whole group (kernel included) past limit."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+def run_nbgrader(course: Course, *args: str, check: bool = True, timeout: float | None = None) -> tuple[int, str]:
+    """The one way the tooling runs an nbgrader command (from grading/, this venv on PATH)."""
     try:
-        out, _ = proc.communicate(timeout=limit)
-        return proc.returncode, out
+        result = subprocess.run(["nbgrader", *args], cwd=course.grading_dir, env=course.subprocess_env(),
+                                capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        return None, out
+        raise CourseError(f"nbgrader {' '.join(args)} did not finish in {timeout:.0f}s") from None
+    log = result.stdout + result.stderr
+    if check and result.returncode != 0:
+        raise CourseError(f"nbgrader {' '.join(args)} failed:\n{log[-3000:]}")
+    return result.returncode, log
+
+
+@contextlib.contextmanager
+def _in(folder: Path):
+    old = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+class Grader:
+    """nbgrader's API inside this process, configured from the course's nbgrader_config.py."""
+
+    def __init__(self, course: Course, cell_timeout: int | None = None, sandbox: bool = True):
+        from nbgrader.apps import NbGraderAPI
+        from nbgrader.coursedir import CourseDirectory
+
+        from .sandbox import Sandbox, require
+
+        self.course = course
+        self.config = course_config.load(course)
+        self.config.CourseDirectory.root = str(course.grading_dir)
+        self.config.CourseDirectory.db_url = self.db_url = course_config.db_url(course, self.config)
+        if cell_timeout:
+            self.config.Execute.timeout = cell_timeout
+        if not sandbox:
+            self.config.Sandbox.enabled = False
+        self.sandbox = Sandbox(config=self.config)
+        require(self.sandbox)
+        with _in(course.grading_dir):
+            self.api = NbGraderAPI(coursedir=CourseDirectory(config=self.config), config=self.config)
+
+    def graded_already(self, assignment: str, student: str) -> bool:
+        """A finished grade exists and is newer than the submission."""
+        from nbgrader.api import Gradebook, MissingEntry
+
+        graded = self.course.grading_dir / "autograded" / student / assignment / f"{assignment}.ipynb"
+        submitted = self.course.grading_dir / "submitted" / student / assignment / f"{assignment}.ipynb"
+        if not graded.exists() or graded.stat().st_mtime < submitted.stat().st_mtime:
+            return False
+        with Gradebook(self.db_url) as gb:
+            try:
+                gb.find_submission(assignment, student)
+            except MissingEntry:
+                return False
+        return True
+
+    def prepare(self, assignment: str, student: str):  # noqa: D401
+        """The submission with nbgrader's tests restored (what autograde would execute)."""
+        from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells,
+                                            OverwriteKernelspec)
+
+        path = self.course.grading_dir / "submitted" / student / assignment / f"{assignment}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": assignment,
+                                  "db_url": self.db_url}}
+        with self._gradebook_entry(assignment, student):
+            for step in (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata):
+                nb, resources = step(config=self.config).preprocess(nb, resources)
+        return nb
+
+    @contextlib.contextmanager
+    def _gradebook_entry(self, assignment, student):
+        from nbgrader.api import Gradebook
+        with Gradebook(self.db_url) as gb:
+            gb.update_or_create_student(student)
+        yield
+
+    def score(self, assignment: str, student: str) -> tuple[bool, str]:
+        """nbgrader autograde of one submission, in this process."""
+        with _in(self.course.grading_dir):
+            result = self.api.autograde(assignment, student, force=True, create=True)
+        return bool(result.get("success")), (result.get("log") or "") + (result.get("error") or "")
+
+    def outcome(self, assignment: str, student: str, seconds: float, ok: bool, log: str) -> Outcome:
+        from nbgrader.api import Gradebook, MissingEntry
+
+        from .nbgrader_ext import report_of
+
+        graded = self.course.grading_dir / "autograded" / student / assignment / f"{assignment}.ipynb"
+        if not ok or not graded.exists():
+            return Outcome(student, "failed", None, None, seconds, _last_error(log))
+        with Gradebook(self.db_url) as gb:
+            try:
+                sub = gb.find_submission(assignment, student)
+                score, max_score = sub.score, sub.max_score
+            except MissingEntry:
+                score = max_score = None
+        report = report_of(graded) or {}
+        flags = list(report.get("flags", [])) + [f"review: {r}" for r in report.get("review", [])]
+        limits = list(report.get("limits", []))
+        stuck = _timeouts(graded)
+        status, detail = "graded", ""
+        if stuck:
+            status, detail = "timeout", f"cell {', '.join(stuck)} hit the time limit"
+        if limits:
+            status, detail = "limit", "; ".join(limits)
+        if flags:
+            status, detail = "flagged", "; ".join(flags)[:300]
+        return Outcome(student, status, score, max_score, seconds, detail, flags, limits)
 
 
 def _timeouts(notebook: Path) -> list[str]:
@@ -82,45 +186,102 @@ def _timeouts(notebook: Path) -> list[str]:
 
 
 def autograde(course: Course, assignment: str, students: list[str] | None = None,
-              cell_timeout: int | None = None, submission_limit: float = 900) -> list[Outcome]:
-    from nbgrader.api import Gradebook, MissingEntry
+              cell_timeout: int | None = None, force: bool = False, jobs: int = 1,
+              scheduler: str | None = None, sandbox: bool = True, progress: bool = True) -> list[Outcome]:
+    """Grade every submission of `assignment` (only the missing ones unless `force`)."""
+    from . import nbgrader_ext
+    from .integrity import instrument, signature
+    from .job import run_job
 
+    if assignment not in course.module_names() and not course.release(assignment).exists():
+        raise CourseError(f"unknown assignment {assignment!r}")
+    grader = Grader(course, cell_timeout, sandbox)
     students = students or submissions(course, assignment)
-    env = course.subprocess_env()
-    env["PYTHONWARNINGS"] = "ignore"  # a stray warning on stderr would zero a graded cell
-    outcomes = []
-    for index, student in enumerate(students, 1):
-        started = time.perf_counter()
+    outcomes: dict[str, Outcome] = {}
+    todo = []
+    for student in students:
         folder = course.grading_dir / "submitted" / student / assignment
         why = _invalid_notebook(folder, assignment)
-        if why is None:
-            cmd = ["nbgrader", "autograde", assignment, f"--student={student}", "--force"]
-            if cell_timeout:
-                cmd.append(f"--Execute.timeout={cell_timeout}")
-            code, log = _run_limited(cmd, course.grading_dir, env, submission_limit)
-            graded = course.grading_dir / "autograded" / student / assignment / f"{assignment}.ipynb"
-            if code is None:
-                why = f"killed after the {submission_limit:.0f}s submission limit"
-            elif code != 0 or not graded.exists():
-                why = _last_error(log)
-        seconds = time.perf_counter() - started
-        if why is not None:
-            outcome = Outcome(student, "failed", None, None, seconds, why)
+        if why:
+            outcomes[student] = Outcome(student, "failed", None, None, 0.0, why)
+        elif not force and grader.graded_already(assignment, student):
+            outcomes[student] = grader.outcome(assignment, student, 0.0, True, "")
+            outcomes[student].detail = ("already graded; " + outcomes[student].detail).rstrip("; ")
         else:
-            with Gradebook(db_url(course)) as gb:
+            todo.append(student)
+    files = nbgrader_ext.job_files(course, assignment)
+    due = nbgrader_ext.due_modules(files)
+    timeout = grader.config.Execute.get("timeout", 60)
+
+    prepared = {}
+    for student in list(todo):
+        try:
+            nb = grader.prepare(assignment, student)
+            prepared[student] = (instrument(nb, due), signature(nb))
+        except Exception as exc:
+            outcomes[student] = Outcome(student, "failed", None, None, 0.0, f"prepare: {type(exc).__name__}: {exc}"[:200])
+            todo.remove(student)
+
+    def execute(student):
+        started = time.perf_counter()
+        plan, sig = prepared[student]
+        if scheduler:
+            result = _dask_run(scheduler, plan.nb, files, grader.sandbox, timeout)
+        else:
+            result = run_job(plan.nb, files, grader.sandbox, timeout)
+        return student, (plan, result, sig), time.perf_counter() - started
+
+    bar = _progress(len(todo), progress)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = [pool.submit(execute, s) for s in todo]
+            for future in as_completed(futures):
+                student, ran, seconds = future.result()
+                started = time.perf_counter()
+                nbgrader_ext.PRECOMPUTED[(assignment, student)] = ran
                 try:
-                    sub = gb.find_submission(assignment, student)
-                    score, max_score = sub.score, sub.max_score
-                except MissingEntry:
-                    score = max_score = None
-            stuck = _timeouts(graded)
-            outcome = Outcome(student, "timeout" if stuck else "graded", score, max_score, seconds,
-                              f"cell {', '.join(stuck)} hit the time limit" if stuck else "")
-        outcomes.append(outcome)
-        say(f"[{index}/{len(students)}] {assignment} {student}: {outcome.status}"
-            + (f" {outcome.score:g}/{outcome.max_score:g}" if outcome.score is not None else "")
-            + (f" ({outcome.detail})" if outcome.detail else "") + f" in {seconds:.1f}s")
-    return outcomes
+                    ok, log = grader.score(assignment, student)
+                finally:
+                    nbgrader_ext.PRECOMPUTED.pop((assignment, student), None)
+                outcome = grader.outcome(assignment, student, seconds + time.perf_counter() - started, ok, log)
+                outcomes[student] = outcome
+                bar.update(outcome)
+    finally:
+        bar.close()
+    return [outcomes[s] for s in students if s in outcomes]
+
+
+class _progress:
+    """tqdm bar with done/total, failures and time left; a line per submission when not a tty."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        self.counts = {"failed": 0, "flagged": 0, "limit": 0}
+        if enabled and total:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, unit="sub", dynamic_ncols=True)
+
+    def update(self, outcome: Outcome):
+        if outcome.status in self.counts:
+            self.counts[outcome.status] += 1
+        if self.bar is not None:
+            self.bar.set_postfix({k: v for k, v in self.counts.items() if v}, refresh=False)
+            self.bar.update(1)
+            self.bar.write(_row_line(outcome))
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _row_line(o: Outcome) -> str:
+    score = f" {o.score:g}/{o.max_score:g}" if o.score is not None else ""
+    return f"{o.student}: {o.status}{score}" + (f" ({o.detail})" if o.detail else "") + f" in {o.seconds:.1f}s"
+
+
+def _dask_run(address, nb, files, sandbox, timeout):
+    from .distributed import submit_job
+    return submit_job(address, nb, files, sandbox, timeout)
 
 
 def score_table(rows: list[tuple[str, Outcome]]) -> str:
@@ -135,19 +296,29 @@ def score_table(rows: list[tuple[str, Outcome]]) -> str:
     return "\n".join(fmt.format(*r).rstrip() for r in lines)
 
 
-def _nbgrader(course: Course, *args: str) -> None:
-    result = subprocess.run(["nbgrader", *args], cwd=course.grading_dir, env=course.subprocess_env(),
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"error: nbgrader {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-
-
 def feedback(course: Course, assignment: str) -> Path:
-    _nbgrader(course, "generate_feedback", assignment, "--force", "--log-level=WARN")
+    run_nbgrader(course, "generate_feedback", assignment, "--force", "--log-level=WARN")
     return course.grading_dir / "feedback"
 
 
 def grades(course: Course, to: Path | None = None) -> Path:
+    """nbgrader's grade export plus a `flagged` column with the reasons."""
+    import csv
+
+    from .nbgrader_ext import report_of
+
     to = Path(to or course.grading_dir / "grades.csv").resolve()
-    _nbgrader(course, "export", f"--to={to}", "--log-level=WARN")
+    run_nbgrader(course, "export", f"--to={to}", "--log-level=WARN")
+    with open(to, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    fields = list(rows[0].keys()) if rows else ["assignment", "student_id", "score", "max_score"]
+    for row in rows:
+        report = report_of(course.grading_dir / "autograded" / row["student_id"] / row["assignment"]
+                           / f"{row['assignment']}.ipynb") or {}
+        reasons = list(report.get("flags", [])) + [f"review: {r}" for r in report.get("review", [])]
+        row["flagged"] = "; ".join(reasons)
+    with open(to, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields + ["flagged"])
+        writer.writeheader()
+        writer.writerows(rows)
     return to

@@ -1,6 +1,8 @@
 """Where everything lives in a course repository, and the markers the tools know."""
 from __future__ import annotations
 
+from .errors import CourseError
+
 import os
 import sys
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ class Course:
     def at(cls, root: str | os.PathLike | None = None) -> "Course":
         root = Path(root or os.environ.get("COURSE_ROOT") or Path.cwd()).resolve()
         if not (root / "modules").is_dir():
-            raise SystemExit(f"error: {root} is not a course root (no modules/ folder); "
+            raise CourseError(f"{root} is not a course root (no modules/ folder); "
                              "run from the repository or pass --root")
         return cls(root)
 
@@ -44,7 +46,7 @@ class Course:
         for name in names:
             hits = [m for m in known if m == name or m.split("_", 1)[0] == name]
             if len(hits) != 1:
-                raise SystemExit(f"error: unknown module {name!r}; known: {', '.join(known)}")
+                raise CourseError(f"unknown module {name!r}; known: {', '.join(known)}")
             out.append(hits[0])
         return out
 

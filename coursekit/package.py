@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+from .errors import CourseError
 from .layout import Course
 
 EXPORT_RE = re.compile(r"^#\|\s*(?:default_exp|exporti?)\s+([A-Za-z_][\w.]*)\s*$")
@@ -28,7 +29,7 @@ def package_for(course: Course, module: str, out: Path) -> list[Path]:
     """Copy tinytorch with the exports of every module before `module` into out/tinytorch."""
     modules = course.module_names()
     if module not in modules:
-        raise SystemExit(f"error: unknown module {module!r}")
+        raise CourseError(f"unknown module {module!r}")
     due = modules[: modules.index(module)]
     target = Path(out) / "tinytorch"
     if target.exists():
@@ -40,7 +41,7 @@ def package_for(course: Course, module: str, out: Path) -> list[Path]:
         for name in package_modules(course, earlier):
             source = course.lib_dir / f"{name}.py"
             if not source.exists():
-                raise SystemExit(f"error: {source} is missing: run `course build` first")
+                raise CourseError(f"{source} is missing: run `course build` first")
             shutil.copyfile(source, target / source.name)
             written.append(target / source.name)
     return written

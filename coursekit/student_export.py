@@ -5,6 +5,8 @@ so nothing, not even its timestamps, changes.
 """
 from __future__ import annotations
 
+from .errors import CourseError
+
 import importlib.util
 import shutil
 import tempfile
@@ -21,7 +23,7 @@ STUB = "raise NotImplementedError()"
 def installed_lib() -> Path:
     spec = importlib.util.find_spec("tinytorch")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("error: no tinytorch package found; install the course package or pass --lib DIR")
+        raise CourseError("no tinytorch package found; install the course package or pass --lib DIR")
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -32,16 +34,16 @@ def unfinished(nb) -> list[str]:
 def student_export(notebook: Path, lib: Path | None = None, allow_incomplete: bool = False) -> list[Path]:
     notebook = Path(notebook)
     if notebook.suffix != ".ipynb" or not notebook.is_file():
-        raise SystemExit(f"error: NOTEBOOK must be an existing .ipynb file, got {notebook}")
+        raise CourseError(f"NOTEBOOK must be an existing .ipynb file, got {notebook}")
     try:
         nb = nbformat.read(notebook, as_version=4)
     except Exception as exc:
-        raise SystemExit(f"error: {notebook} is not a readable notebook: {exc}") from None
+        raise CourseError(f"{notebook} is not a readable notebook: {exc}") from None
     if not any("#| default_exp" in c.source for c in nb.cells if c.cell_type == "code"):
-        raise SystemExit(f"error: {notebook} has no '#| default_exp' cell: is it a course notebook?")
+        raise CourseError(f"{notebook} has no '#| default_exp' cell: is it a course notebook?")
     todo = unfinished(nb)
     if todo and not allow_incomplete:
-        raise SystemExit(f"error: exercises still hold the stub: {', '.join(todo)}; finish them "
+        raise CourseError(f"exercises still hold the stub: {', '.join(todo)}; finish them "
                          "or pass --allow-incomplete to export anyway")
     lib = Path(lib) if lib else installed_lib()
     lib.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,47 @@
-"""nbgrader configuration of the course (run nbgrader from this folder)."""
+"""nbgrader configuration of the course (run nbgrader from this folder, or use `course`).
+
+It is read by every nbgrader process, so the protection below holds for `nbgrader autograde`
+run by hand too: each submission's kernel runs in a bubblewrap sandbox that sees only the
+release files and the reference `tinytorch` of the modules already due, with integrity checks
+around every graded cell (coursekit/nbgrader_ext.py). Student code never sees this file.
+"""
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades, IgnorePattern,
+                                    LimitOutput, SaveAutoGrades)
+
+from coursekit.nbgrader_ext import GradeInSandbox, HideTestSource, RecordIntegrity
+
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
 c.CourseDirectory.course_id = "sparse-nets"
 c.CourseDirectory.root = "."
-# SQLite is fine for one grader at a time; a real course points this at PostgreSQL.
+# The gradebook, read from here by nbgrader and by `course`: SQLite for one grader; for a real
+# course PostgreSQL, e.g. "postgresql+psycopg2://grader:PASSWORD@dbhost/sparse_nets".
 c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Seconds a single cell may run before it is interrupted (an infinite loop scores 0 there).
 c.Execute.timeout = 60
-# Students may edit only solution cells; locked cells are restored from the gradebook.
+# Students may edit only solution cells; locked cells are restored from the gradebook, and a
+# deleted test cell is put back.
 c.Autograde.create_student = True
+c.OverwriteCells.add_missing_cells = True
+
+# Execution in the sandbox with integrity checks instead of nbgrader's Execute; the job's
+# report (flags, limits hit) is kept in the autograded notebook and flags the submission.
+c.Autograde.autograde_preprocessors = [
+    GradeInSandbox, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata, RecordIntegrity,
+]
+# Limits of one submission's sandbox (these are the defaults).
+c.Sandbox.memory_mb = 2048      # per process (RLIMIT_DATA)
+c.Sandbox.processes = 256       # processes and threads (RLIMIT_NPROC)
+c.Sandbox.cpu_seconds = 900     # CPU time of the kernel (RLIMIT_CPU)
+c.Sandbox.file_size_mb = 64     # largest file written (RLIMIT_FSIZE)
+c.Sandbox.disk_mb = 256         # writable home and /tmp (tmpfs), each
+c.Sandbox.output_kb = 8192      # cell output accepted from one notebook
+c.Sandbox.wall_seconds = 1200   # hard wall-clock limit of one notebook
+
+# Feedback shows each test's result and message; hidden tests' source stays hidden
+# (set c.HideTestSource.enabled = False to reveal it).
+c.GenerateFeedback.preprocessors = [HideTestSource, GetGrades, CSSHTMLHeaderPreprocessor]
