@@ -7,18 +7,22 @@ Each simulated student stands for a case the grader must get exactly right:
     one-exercise   only the first exercise solved                      -> that exercise's points
     tampered       untouched, with its first test cell edited to `pass` -> 0 (nbgrader restores it)
     infinite-loop  reference, the last exercise cell then loops forever -> full marks, timeout row
-    kernel-crash   reference, but the last exercise kills the kernel   -> failure row
+    kernel-crash   reference, but the last exercise kills the kernel   -> all but the last tests, limit row
     broken-json    a truncated, invalid notebook file                  -> failure row
 """
 from __future__ import annotations
 
 import copy
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import nbformat
 
-from .build import build, clean_runtime
+from .build import build
 from .grading import Outcome, autograde, feedback, grades, score_table
+from .errors import CourseError
 from .layout import Course, say
 from .notebooks import exercise_points, grading_meta, is_exercise, is_graded, strip_markers, total_points
 
@@ -58,10 +62,10 @@ def make_submission(course: Course, module: str, kind: str) -> tuple[str, float 
     elif kind == "infinite-loop":  # the loop runs after the definitions: interrupted, no loss
         cell = next(c for c in nb.cells if grading_meta(c).get("grade_id") == last_ex)
         cell.source += "\nwhile True:\n    pass\n"
-    elif kind == "kernel-crash":
+    elif kind == "kernel-crash":  # the tests after the last exercise never run
         cell = next(c for c in nb.cells if grading_meta(c).get("grade_id") == last_ex)
         cell.source += "\nimport os\nos._exit(1)\n"
-        expected = None
+        expected = total - points[-1][1]
     target = course.grading_dir / "submitted" / kind / module / f"{module}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
     text = nbformat.writes(nb)
@@ -77,17 +81,37 @@ def matches(outcome: Outcome, expected: float | None) -> bool:
     return outcome.status != "failed" and outcome.score is not None and abs(outcome.score - expected) < 1e-9
 
 
-def demo(course: Course, modules: list[str], cell_timeout: int = 30) -> bool:
+# what a clean clone holds that the build reads: the demo copies only this
+COURSE_INPUTS = ("modules", "settings.ini", "pyproject.toml", "grading/nbgrader_config.py", "tinytorch/__init__.py")
+
+
+def scratch_course(course: Course, where: Path | None = None) -> Course:
+    """A copy of the course's inputs in a new folder: the demo never touches the real course,
+    its gradebook or its submissions."""
+    root = Path(where) if where else Path(tempfile.mkdtemp(prefix="course-demo-"))
+    if root.exists() and any(root.iterdir()):
+        raise CourseError(f"{root} is not empty: the demo needs a new folder")
+    for rel in COURSE_INPUTS:
+        src, dst = course.root / rel, root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+    return Course.at(root)
+
+
+def demo(course: Course, modules: list[str], cell_timeout: int = 30, workdir: Path | None = None) -> bool:
     started = time.perf_counter()
-    say("== fresh gradebook, build ==")
-    clean_runtime(course)
+    course = scratch_course(course, workdir)
+    say(f"== scratch course in {course.root}: build ==")
     build(course, modules)
     rows, mismatches = [], []
     for position, module in enumerate(modules):
         kinds = ALL_KINDS if position == 0 else BASIC_KINDS
         say(f"== {module}: simulating {', '.join(kinds)} ==")
         expected = dict(make_submission(course, module, kind) for kind in kinds)
-        for outcome in autograde(course, module, list(kinds), cell_timeout=cell_timeout):
+        for outcome in autograde(course, module, list(kinds), cell_timeout=cell_timeout, progress=False):
             want = expected[outcome.student]
             rows.append((module, outcome))
             if not matches(outcome, want):
@@ -96,7 +120,7 @@ def demo(course: Course, modules: list[str], cell_timeout: int = 30) -> bool:
         feedback(course, module)
     csv = grades(course)
     say("\n" + score_table(rows))
-    say(f"\nfeedback HTML in {course.grading_dir.name}/feedback/, grades in {csv.relative_to(course.root)}")
+    say(f"\nfeedback HTML in {course.grading_dir / 'feedback'}, grades in {csv}")
     if mismatches:
         say("SCORES THAT DIFFER FROM WHAT IS EXPECTED:\n  " + "\n  ".join(mismatches))
     else:

@@ -96,6 +96,10 @@ class Grader:
 
         from .sandbox import Sandbox, require
 
+        import warnings
+
+        from sqlalchemy.exc import SAWarning
+        warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own session use
         self.course = course
         self.config = course_config.load(course)
         self.config.CourseDirectory.root = str(course.grading_dir)

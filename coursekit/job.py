@@ -7,6 +7,7 @@ process, in a local worker pool or on a Dask worker.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -16,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.preprocessors import Execute
 
-from .sandbox import Sandbox, SandboxedKernelManager, kernel_env
+from .sandbox import PidsCgroup, Sandbox, SandboxedKernelManager, kernel_env
 
 # error outputs that mean a limit was hit: (ename pattern, evalue pattern, limit name)
 LIMIT_ERRORS = [
@@ -52,10 +53,12 @@ class SandboxExecute(Execute):
         self.sandbox, self.run_dir, self.files = sandbox, run_dir, files
         self.output_bytes = 0
         self.plain_env: dict[str, str] = {}
+        self.cgroup = None
 
     def create_kernel_manager(self):
         self.km = SandboxedKernelManager(run_dir=str(self.run_dir), kernel_name="python3", config=self.config)
         self.km.files, self.km.sandbox, self.km.plain_env = self.files, self.sandbox, self.plain_env
+        self.km.cgroup = self.cgroup
         return self.km
 
     def output(self, outs, msg, display_id, cell_index):
@@ -96,6 +99,8 @@ def run_job(notebook, files: dict[str, Path], sandbox: Sandbox, cell_timeout: in
         executor = SandboxExecute(sandbox, run_dir, files, timeout=cell_timeout or 60)
         executor.plain_env = {**kernel_env(), "HOME": str(run_dir), "PYTHONPATH": str(work),
                               "MPLCONFIGDIR": str(run_dir), "POCL_CACHE_DIR": str(run_dir / "pocl")}
+        cgroup = PidsCgroup(sandbox.processes) if sandbox.enabled and os.geteuid() == 0 else None
+        executor.cgroup = cgroup
         fired = threading.Event()
 
         def kill():
@@ -111,12 +116,16 @@ def run_job(notebook, files: dict[str, Path], sandbox: Sandbox, cell_timeout: in
             executor.preprocess(nb, {"metadata": {"path": str(work)}})
         except OutputLimit:
             stopped = "output limit"
+        except CellTimeoutError:  # the kernel ignored the interrupt after a cell's time limit
+            stopped = "cell time limit (the kernel ignored the interrupt)"
         except DeadKernelError:
             stopped = "wall-clock limit" if fired.is_set() else _death_cause(executor)
         except Exception as exc:  # the kernel could not start or broke the protocol
             stopped = f"kernel failure ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
         finally:
             timer.cancel()
+            if cgroup is not None:
+                cgroup.remove()
     limits = limits_in_outputs(nb)
     if stopped and stopped not in limits:
         limits.insert(0, stopped)

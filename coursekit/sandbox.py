@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
@@ -132,6 +133,38 @@ def require(sandbox: Sandbox) -> None:
             raise CourseError(why)
 
 
+class PidsCgroup:
+    """A pids cgroup capping the sandbox's processes and threads: RLIMIT_NPROC does not bind a
+    grader that runs as root (the kernel exempts the root user), a cgroup does. Best effort:
+    used where the cgroup file system is writable (v1 `pids` hierarchy or v2)."""
+
+    ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
+
+    def __init__(self, limit: int):
+        self.path = None
+        for root in self.ROOTS:
+            if (root / "cgroup.procs").exists() and os.access(root, os.W_OK):
+                try:
+                    path = Path(tempfile.mkdtemp(prefix="coursekit-", dir=root))
+                except OSError:
+                    continue
+                if (path / "pids.max").exists():
+                    (path / "pids.max").write_text(str(limit))
+                    self.path = path
+                    return
+                path.rmdir()
+
+    def remove(self) -> None:
+        if self.path is None:
+            return
+        for _ in range(50):  # the namespace's processes take a moment to go
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.1)
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """An ipykernel started inside bwrap, reached over Unix sockets in `run_dir`."""
 
@@ -139,6 +172,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     files = None  # name -> host path, bound read-only into the kernel's working folder
     sandbox: Sandbox | None = None
     plain_env: dict | None = None  # the whole environment when running without the sandbox
+    cgroup: PidsCgroup | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -156,9 +190,16 @@ class SandboxedKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         # the kernel's own stdout/stderr carry only its banner; cell output travels on iopub
         kw.update(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        if self.cgroup is not None and self.cgroup.path is not None:
+            procs = str(self.cgroup.path / "cgroup.procs")
+
+            def join_cgroup():  # in the child, before bwrap starts: all it forks stays inside
+                with open(procs, "w") as handle:
+                    handle.write(str(os.getpid()))
+            kw["preexec_fn"] = join_cgroup
         await super()._async_launch_kernel(kernel_cmd, **kw)
 
-    async def _async_interrupt_kernel(self):
+    async def interrupt_kernel(self):
         # signals do not cross bwrap's session; ipykernel takes interrupts as messages too
         self.kernel_spec.interrupt_mode = "message"
-        await super()._async_interrupt_kernel()
+        await self._async_interrupt_kernel()

@@ -19,13 +19,13 @@ def test_module_00_every_kind_of_submission(built_course):
     assert expected["reference"] == total > 0
     assert expected["untouched"] == expected["tampered"] == 0
     assert 0 < expected["one-exercise"] == first_points < total
-    outcomes = {o.student: o for o in autograde(course, FIRST, list(ALL_KINDS), cell_timeout=30)}
+    outcomes = {o.student: o for o in autograde(course, FIRST, list(ALL_KINDS), cell_timeout=30, progress=False)}
     print(score_table([(FIRST, o) for o in outcomes.values()]))
     assert set(outcomes) == set(ALL_KINDS), "every submission gets a row"
     for kind, want in expected.items():
         assert matches(outcomes[kind], want), f"{kind}: expected {want}, got {outcomes[kind]}"
     assert outcomes["infinite-loop"].status == "timeout"
-    assert "Kernel died" in outcomes["kernel-crash"].detail
+    assert outcomes["kernel-crash"].status == "limit" and "kernel died" in outcomes["kernel-crash"].detail
     assert "invalid notebook" in outcomes["broken-json"].detail
 
     feedback(course, FIRST)
@@ -40,6 +40,6 @@ def test_module_00_every_kind_of_submission(built_course):
 def test_reference_full_marks_and_untouched_zero(built_course, module):
     course, _ = built_course
     expected = dict(make_submission(course, module, kind) for kind in ("reference", "untouched"))
-    outcomes = autograde(course, module, ["reference", "untouched"], cell_timeout=60)
+    outcomes = autograde(course, module, ["reference", "untouched"], cell_timeout=60, progress=False)
     for outcome in outcomes:
         assert matches(outcome, expected[outcome.student]), f"{module}: {outcome}"
