@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # Set up everything the course needs on a bare Debian machine, idempotently:
-# an OpenCL runtime (PoCL, a CPU device), a virtual environment with the pinned packages,
+# an OpenCL runtime (PoCL, a CPU device), bubblewrap for sandboxed grading, a virtual environment with the pinned packages,
 # and the course package itself (tinytorch + the `course` command) in editable mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
-# 1. OpenCL runtime for module 06 (Debian's PoCL works with the pyopencl wheel; PyPI's
-#    pocl-binary-distribution does not build kernels on every CPU).
-if ! ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1; then
+# 1. System packages, installed only when missing:
+#    - Debian's PoCL OpenCL runtime for module 06 (PyPI's pocl-binary-distribution does not
+#      build kernels on every CPU);
+#    - bubblewrap, the sandbox every submission is graded in.
+need=()
+ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1 || need+=(pocl-opencl-icd ocl-icd-libopencl1)
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "setup: installing the OpenCL runtime (pocl-opencl-icd)"
+  echo "setup: installing ${need[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pocl-opencl-icd ocl-icd-libopencl1 >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 # 2. Virtual environment with the pinned packages (only when the pins changed).
