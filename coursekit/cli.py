@@ -51,7 +51,9 @@ def cmd_autograde(course: Course, args) -> int:
         return 1
     say(score_table([(args.assignment, o) for o in outcomes]))
     counts = {s: sum(o.status == s for o in outcomes) for s in ("graded", "timeout", "limit", "flagged", "failed")}
-    say("summary: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    retried = sum(o.retries > 0 for o in outcomes)
+    say(f"summary: {len(outcomes)} submissions: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        + f", {retried} retried")
     return 1 if counts["failed"] else 0
 
 

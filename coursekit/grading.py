@@ -35,6 +35,8 @@ class Outcome:
     detail: str = ""
     flags: list[str] = field(default_factory=list)
     limits: list[str] = field(default_factory=list)
+    retries: int = 0  # times its job was submitted again after the cluster lost it
+    coordinator_seconds: float = 0.0  # time the trusted coordinator spent on it (prepare, score)
 
 
 def submissions(course: Course, assignment: str) -> list[str]:
@@ -195,7 +197,7 @@ def autograde(course: Course, assignment: str, students: list[str] | None = None
     """Grade every submission of `assignment` (only the missing ones unless `force`)."""
     from . import nbgrader_ext
     from .integrity import instrument, signature
-    from .job import run_job
+    from .job import kill_all, run_job
 
     if assignment not in course.module_names() and not course.release(assignment).exists():
         raise CourseError(f"unknown assignment {assignment!r}")
@@ -217,11 +219,13 @@ def autograde(course: Course, assignment: str, students: list[str] | None = None
     due = nbgrader_ext.due_modules(files)
     timeout = grader.config.Execute.get("timeout", 60)
 
-    prepared = {}
+    prepared, spent = {}, {}
     for student in list(todo):
         try:
+            started = time.perf_counter()
             nb = grader.prepare(assignment, student)
             prepared[student] = (instrument(nb, due), signature(nb))
+            spent[student] = time.perf_counter() - started
         except Exception as exc:
             outcomes[student] = Outcome(student, "failed", None, None, 0.0, f"prepare: {type(exc).__name__}: {exc}"[:200])
             todo.remove(student)
@@ -229,28 +233,43 @@ def autograde(course: Course, assignment: str, students: list[str] | None = None
     def execute(student):
         started = time.perf_counter()
         plan, sig = prepared[student]
+        retries = 0
         if scheduler:
-            result = _dask_run(scheduler, plan.nb, files, grader.sandbox, timeout)
+            from .distributed import submit_job
+            result, retries = submit_job(scheduler, plan.nb, files, grader.sandbox, timeout)
         else:
             result = run_job(plan.nb, files, grader.sandbox, timeout)
-        return student, (plan, result, sig), time.perf_counter() - started
+        return student, (plan, result, sig), time.perf_counter() - started, retries
 
     bar = _progress(len(todo), progress)
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = [pool.submit(execute, s) for s in todo]
-            for future in as_completed(futures):
-                student, ran, seconds = future.result()
-                started = time.perf_counter()
-                nbgrader_ext.PRECOMPUTED[(assignment, student)] = ran
-                try:
-                    ok, log = grader.score(assignment, student)
-                finally:
-                    nbgrader_ext.PRECOMPUTED.pop((assignment, student), None)
-                outcome = grader.outcome(assignment, student, seconds + time.perf_counter() - started, ok, log)
-                outcomes[student] = outcome
-                bar.update(outcome)
+        futures = [pool.submit(execute, s) for s in todo]
+        for future in as_completed(futures):
+            try:
+                student, ran, seconds, retries = future.result()
+            except CourseError as err:  # the cluster could not run it: a row, not a stop
+                student = todo[futures.index(future)]
+                outcomes[student] = Outcome(student, "failed", None, None, 0.0, str(err)[:200])
+                bar.update(outcomes[student])
+                continue
+            started = time.perf_counter()
+            nbgrader_ext.PRECOMPUTED[(assignment, student)] = ran
+            try:
+                ok, log = grader.score(assignment, student)  # only this thread writes the gradebook
+            finally:
+                nbgrader_ext.PRECOMPUTED.pop((assignment, student), None)
+            outcome = grader.outcome(assignment, student, seconds + time.perf_counter() - started, ok, log)
+            outcome.retries = retries
+            outcome.coordinator_seconds = spent[student] + time.perf_counter() - started
+            outcomes[student] = outcome
+            bar.update(outcome)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        kill_all()
+        raise
     finally:
+        pool.shutdown(wait=False, cancel_futures=True)
         bar.close()
     return [outcomes[s] for s in students if s in outcomes]
 
@@ -281,11 +300,6 @@ class _progress:
 def _row_line(o: Outcome) -> str:
     score = f" {o.score:g}/{o.max_score:g}" if o.score is not None else ""
     return f"{o.student}: {o.status}{score}" + (f" ({o.detail})" if o.detail else "") + f" in {o.seconds:.1f}s"
-
-
-def _dask_run(address, nb, files, sandbox, timeout):
-    from .distributed import submit_job
-    return submit_job(address, nb, files, sandbox, timeout)
 
 
 def score_table(rows: list[tuple[str, Outcome]]) -> str:

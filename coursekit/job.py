@@ -32,6 +32,20 @@ LIMIT_ERRORS = [
 ]
 
 
+_ACTIVE: set = set()  # executors whose kernels are running (killed on Ctrl-C)
+_ACTIVE_LOCK = threading.Lock()
+
+
+def kill_all() -> None:
+    """Kill every running job's kernel (and so its whole sandbox)."""
+    with _ACTIVE_LOCK:
+        executors = list(_ACTIVE)
+    for executor in executors:
+        process = getattr(getattr(getattr(executor, "km", None), "provisioner", None), "process", None)
+        if process is not None:
+            process.kill()
+
+
 class OutputLimit(Exception):
     pass
 
@@ -112,6 +126,8 @@ def run_job(notebook, files: dict[str, Path], sandbox: Sandbox, cell_timeout: in
 
         timer = threading.Timer(sandbox.wall_seconds, kill)
         timer.start()
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(executor)
         try:
             executor.preprocess(nb, {"metadata": {"path": str(work)}})
         except OutputLimit:
@@ -124,6 +140,8 @@ def run_job(notebook, files: dict[str, Path], sandbox: Sandbox, cell_timeout: in
             stopped = f"kernel failure ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
         finally:
             timer.cancel()
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(executor)
             if cgroup is not None:
                 cgroup.remove()
     limits = limits_in_outputs(nb)

@@ -27,7 +27,7 @@ _KERNEL = ("do_execute", "execute_request", "dispatch_shell", "process_one", "se
 _LIES = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__len__", "__contains__",
          "__abs__", "__neg__", "__sub__", "__rsub__", "__add__", "__radd__", "__float__", "__int__",
          "__index__", "__round__", "__array__", "__array_ufunc__", "__array_function__",
-         "__array_interface__", "__getattr__", "__getattribute__", "__getitem__", "__iter__")
+         "__array_interface__", "__getattr__", "__getattribute__")
 # builtins that ipykernel itself swaps on every execution
 _OWN_CALLBACKS = ("matplotlib", "IPython", "ipykernel", "matplotlib_inline")
 _VOLATILE = {"input", "raw_input", "getpass", "_", "__", "___"}

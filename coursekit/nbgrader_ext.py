@@ -72,7 +72,8 @@ def grade_notebook(nb, files: dict[str, Path], sandbox: Sandbox, cell_timeout: i
     verdict = verify(plan, executed)
     graded = restore(nb, plan, executed, verdict, result.stopped)
     report = {"flags": verdict.flags, "review": verdict.review, "limits": result.limits,
-              "stopped": result.stopped, "seconds": round(result.seconds, 2)}
+              "stopped": result.stopped, "seconds": round(result.seconds, 2),
+              "cells_seconds": round(cells_seconds(executed), 2)}
     return graded, report
 
 
@@ -148,6 +149,20 @@ def hide_hidden(source: str) -> str:
         elif not inside:
             kept.append(line)
     return "\n".join(kept)
+
+
+def cells_seconds(nb) -> float:
+    """Time the kernel spent executing cells (nbclient's per-cell timestamps)."""
+    from datetime import datetime
+
+    total = 0.0
+    for cell in nb.cells:
+        stamps = cell.get("metadata", {}).get("execution", {})
+        start, end = stamps.get("iopub.execute_input"), stamps.get("shell.execute_reply")
+        if start and end:
+            total += (datetime.fromisoformat(end.replace("Z", "+00:00"))
+                      - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+    return total
 
 
 def report_of(notebook: Path) -> dict | None:

@@ -138,8 +138,8 @@ def _edited_tests(course) -> None:
 
 
 def _course_files(course) -> dict[str, str]:
-    """Hash of every course file except run-time grading data."""
-    runtime = {"submitted", "autograded", "feedback", "gradebook.db", "grades.csv"}
+    """Hash of every course file except what grading writes (submissions included)."""
+    runtime = {"autograded", "feedback", "gradebook.db", "grades.csv"}
     out = {}
     for path in sorted(course.root.rglob("*")):
         rel = path.relative_to(course.root)
@@ -157,7 +157,6 @@ def _survivors() -> list[str]:
 @pytest.fixture(scope="module")
 def hostile_batch(built_course):
     course, _ = built_course
-    before = _course_files(course)
     expected = {}
     for name in ("control-reference-a", "control-untouched-a", "control-reference-z", "control-untouched-z"):
         kind = name.split("-")[1]
@@ -170,6 +169,7 @@ def hostile_batch(built_course):
     for kind, attack in ATTACKS.items():
         _hostile(course, kind, attack)
     _edited_tests(course)
+    before = _course_files(course)
     order = ["control-reference-a", "control-untouched-a", *ATTACKS, "edited-tests",
              "control-reference-z", "control-untouched-z"]
     outcomes = autograde(course, MODULE, order, cell_timeout=30, force=True, jobs=2, progress=False)

@@ -1,0 +1,101 @@
+"""Grading throughput: one batch graded serially, with --jobs 2, and on a local Dask cluster
+of 2 worker processes, in one run (ratios side by side; this machine is noisy).
+
+    .venv/bin/python benchmarks/bench_grading.py [--n 24] [--module 01]
+
+Prints submissions per minute, speedup over serial, and the seconds each submission costs
+beyond its notebook's own cell execution (kernel start in the sandbox, instrumenting,
+nbgrader's restore and scoring), then the arithmetic for 3,500 submissions.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from coursekit.build import build  # noqa: E402
+from coursekit.demo import make_submission, scratch_course  # noqa: E402
+from coursekit.grading import autograde  # noqa: E402
+from coursekit.layout import Course  # noqa: E402
+from coursekit.nbgrader_ext import report_of  # noqa: E402
+
+
+def batch(course: Course, module: str, n: int) -> list[str]:
+    mix = ["reference", "untouched", "one-exercise", "reference", "untouched", "broken-json"]
+    students = []
+    for index in range(n):
+        kind = mix[index % len(mix)]
+        make_submission(course, module, kind)
+        name = f"{index:03d}-{kind}"
+        dst = course.grading_dir / "submitted" / name / module
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(course.grading_dir / "submitted" / kind / module / f"{module}.ipynb", dst / f"{module}.ipynb")
+        students.append(name)
+    return students
+
+
+def run(course, module, students, label, **kw) -> dict:
+    started = time.perf_counter()
+    outcomes = autograde(course, module, students, force=True, progress=False, cell_timeout=60, **kw)
+    wall = time.perf_counter() - started
+    cells = []
+    for o in outcomes:
+        report = report_of(course.grading_dir / "autograded" / o.student / module / f"{module}.ipynb") or {}
+        if o.status != "failed":
+            cells.append(report.get("cells_seconds", 0.0))
+    return {"label": label, "wall": wall, "n": len(outcomes), "cells": sum(cells), "parallel": kw.get("jobs", 1),
+            "coordinator": sum(o.coordinator_seconds for o in outcomes),
+            "scores": {o.student: o.score for o in outcomes}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=24)
+    parser.add_argument("--module", default="01")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-grading-"))
+    course = scratch_course(Course.at(ROOT), work / "course")
+    module = course.resolve([args.module])[0]
+    build(course, course.module_names()[: course.module_names().index(module) + 1])
+    students = batch(course, module, args.n)
+
+    from distributed import LocalCluster
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        results = [run(course, module, students, "serial", jobs=1),
+                   run(course, module, students, "--jobs 2", jobs=2),
+                   run(course, module, students, "Dask, 2 workers", jobs=2, scheduler=cluster.scheduler_address)]
+    finally:
+        from coursekit.distributed import close
+        close()
+        cluster.close()
+    assert all(r["scores"] == results[0]["scores"] for r in results), "scores differ between runs"
+    serial = results[0]
+    graded = sum(1 for s in serial["scores"].values() if s is not None)
+    print(f"\n{args.n} submissions of {module} ({graded} executed, the rest broken), identical scores in every run\n")
+    print(f"{'run':<18}{'wall s':>8}{'subs/min':>10}{'speedup':>9}{'overhead s/sub':>16}{'coordinator s/sub':>19}")
+    for r in results:
+        overhead = (r["wall"] - r["cells"] / r["parallel"]) / graded
+        print(f"{r['label']:<18}{r['wall']:>8.1f}{60 * r['n'] / r['wall']:>10.1f}{serial['wall'] / r['wall']:>9.2f}"
+              f"{overhead:>16.2f}{r['coordinator'] / graded:>19.2f}")
+    per_job = serial["wall"] / graded
+    coordinator = serial["coordinator"] / graded
+    print(f"\nserial: {per_job:.2f} s per executed submission: {serial['cells'] / graded:.2f} s executing cells, "
+          f"{per_job - serial['cells'] / graded:.2f} s overhead (sandboxed kernel start, instrumenting, nbgrader "
+          f"restore and scoring), of which {coordinator:.2f} s in the coordinator")
+    for workers in (1, 4, 16):
+        hours = 3500 * max(per_job / workers, coordinator) / 3600
+        print(f"3,500 submissions on {workers:>2} worker core(s): {hours:5.2f} h "
+              f"(max of {per_job:.2f} s / {workers} per job and the coordinator's {coordinator:.2f} s)")
+    print(f"work left at {work} (delete it when done)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Grading jobs on a Dask distributed cluster (`dask scheduler`, `dask worker`).
+
+A worker needs this package, Python with the course's packages and bubblewrap; no shared
+file system, no gradebook, no course tree: each job carries its notebook, and the files its
+kernel may see travel once per assignment (scattered to every worker) as bytes.
+"""
+from __future__ import annotations
+
+import io
+import tarfile
+import tempfile
+import threading
+from pathlib import Path
+
+from .errors import CourseError
+from .job import JobResult, run_job
+from .sandbox import Sandbox
+
+_LOCK = threading.Lock()
+_CLIENTS: dict[str, object] = {}
+_SCATTERED: dict[tuple[str, str], object] = {}
+
+
+def pack(files: dict[str, Path]) -> bytes:
+    """The job's files (name -> file or folder) as one tar archive."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, path in sorted(files.items()):
+            tar.add(str(path), arcname=name, filter=lambda info: None if "__pycache__" in info.name else info)
+    return buffer.getvalue()
+
+
+def remote_job(notebook: dict, archive: bytes, limits: dict, cell_timeout: int | None) -> dict:
+    """What a Dask worker runs: unpack the files, run the job, return plain data."""
+    sandbox = Sandbox(**limits)
+    with tempfile.TemporaryDirectory(prefix="cg-files-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            tar.extractall(tmp, filter="data")
+        files = {p.name: p for p in Path(tmp).iterdir()}
+        result = run_job(notebook, files, sandbox, cell_timeout)
+    return {"notebook": result.notebook, "limits": result.limits, "stopped": result.stopped,
+            "seconds": result.seconds}
+
+
+def client(address: str):
+    with _LOCK:
+        if address not in _CLIENTS:
+            from distributed import Client
+            try:
+                _CLIENTS[address] = Client(address, timeout="20s")
+            except Exception as exc:
+                raise CourseError(f"no Dask scheduler answers at {address} ({type(exc).__name__}); start one "
+                                  "with `dask scheduler` and workers with `dask worker ADDRESS`") from None
+        return _CLIENTS[address]
+
+
+def submit_job(address: str, notebook, files: dict[str, Path], sandbox: Sandbox, cell_timeout,
+               attempts: int = 3) -> tuple[JobResult, int]:
+    """Run one job on the cluster: (result, retries). A worker lost mid-job has its tasks
+    rescheduled by Dask itself; a job that still fails (the worker killed again, a broken
+    connection) is submitted again, up to `attempts` times."""
+    dask = client(address)
+    key = (address, "|".join(f"{n}={p}" for n, p in sorted(files.items())))
+    with _LOCK:
+        if key not in _SCATTERED:
+            _SCATTERED[key] = dask.scatter(pack(files), broadcast=True, hash=False)
+        archive = _SCATTERED[key]
+    limits = {name: getattr(sandbox, name) for name in (*sandbox.limits(), "enabled", "bwrap")}
+    for attempt in range(attempts):
+        future = dask.submit(remote_job, dict(notebook), archive, limits, cell_timeout, pure=False)
+        try:
+            return JobResult(**future.result()), attempt
+        except Exception as exc:  # KilledWorker, CommClosedError, a worker without bwrap, ...
+            error = exc
+    raise CourseError(f"a grading job failed on the cluster {attempts} times: {type(error).__name__}: {error}")
+
+
+def close() -> None:
+    with _LOCK:
+        for dask in _CLIENTS.values():
+            dask.close()
+        _CLIENTS.clear()
+        _SCATTERED.clear()

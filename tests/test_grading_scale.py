@@ -1,0 +1,143 @@
+"""Grading at scale: parallel jobs, a real Dask cluster and a real PostgreSQL gradebook all give
+exactly the grades of serial grading into SQLite."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import copy_inputs
+from coursekit.build import build
+from coursekit.config import db_url
+from coursekit.demo import make_submission
+from coursekit.grading import autograde, grades
+
+MODULE = "00_foundations"
+KINDS = ("reference", "untouched", "one-exercise", "kernel-crash")
+# the role scripts/setup.sh creates on the PostgreSQL server it starts
+PG_SERVER = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://coursekit:coursekit@127.0.0.1:5432")
+
+
+def _batch(course, prefix: str) -> list[str]:
+    students = []
+    for kind in KINDS:
+        make_submission(course, MODULE, kind)
+        name = f"{prefix}-{kind}"
+        dst = course.grading_dir / "submitted" / name / MODULE
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(course.grading_dir / "submitted" / kind / MODULE / f"{MODULE}.ipynb", dst / f"{MODULE}.ipynb")
+        students.append(name)
+    return students
+
+
+def _cell_grades(url: str, students: list[str]) -> dict:
+    from nbgrader.api import Gradebook
+    out = {}
+    with Gradebook(url) as gb:
+        for student in students:
+            sub = gb.find_submission(MODULE, student)
+            out[student.split("-", 1)[1]] = {g.name: g.score for nb in sub.notebooks for g in nb.grades}
+    return out
+
+
+@pytest.fixture(scope="module")
+def serial(built_course):
+    course, _ = built_course
+    students = _batch(course, "serial")
+    outcomes = autograde(course, MODULE, students, cell_timeout=30, force=True, jobs=1, progress=False)
+    assert all(o.status != "failed" for o in outcomes), outcomes
+    return course, _cell_grades(db_url(course), students)
+
+
+def test_parallel_grades_equal_serial(serial):
+    course, want = serial
+    students = _batch(course, "parallel")
+    autograde(course, MODULE, students, cell_timeout=30, force=True, jobs=2, progress=False)
+    got = _cell_grades(db_url(course), students)
+    assert got == want
+    assert sum(want["reference"].values()) > 0 and sum(want["untouched"].values()) == 0
+
+
+@pytest.fixture(scope="module")
+def postgres_course(tmp_path_factory):
+    """A course whose nbgrader_config.py points at a fresh database on the real server."""
+    import sqlalchemy
+    name = f"cg_test_{secrets.token_hex(4)}"
+    admin = sqlalchemy.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    course = copy_inputs(tmp_path_factory.mktemp("pg"))
+    config = course.grading_dir / "nbgrader_config.py"
+    config.write_text(config.read_text() + f'\nc.CourseDirectory.db_url = "{PG_SERVER}/{name}"\n')
+    build(course, [MODULE])
+    yield course
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_postgres_gradebook_equals_sqlite(serial, postgres_course):
+    _, want = serial
+    course = postgres_course
+    assert db_url(course).startswith("postgresql")
+    students = _batch(course, "pg")
+    autograde(course, MODULE, students, cell_timeout=30, jobs=2, progress=False)
+    assert _cell_grades(db_url(course), students) == want
+    # nbgrader's own export reads the same gradebook through nbgrader_config.py
+    with open(grades(course)) as handle:
+        rows = {r["student_id"]: float(r["score"]) for r in csv.DictReader(handle)}
+    assert rows["pg-reference"] == sum(want["reference"].values())
+    assert not (course.grading_dir / "gradebook.db").exists(), "the SQLite default must not be used"
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A real `dask scheduler` and two `dask worker` processes on localhost."""
+    folder = tmp_path_factory.mktemp("dask")
+    info = folder / "scheduler.json"
+    dask = str(Path(sys.executable).parent / "dask")
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(info)], cwd=folder,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    for _ in range(120):
+        if info.exists() and info.stat().st_size:
+            break
+        time.sleep(0.5)
+    address = json.loads(info.read_text())["address"]
+    for index in range(2):  # each worker in its own empty folder: no shared file system
+        home = folder / f"worker{index}"
+        home.mkdir()
+        procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "1", "--nthreads", "1",
+                                       "--no-dashboard", "--local-directory", str(home)], cwd=home,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    from distributed import Client
+    with Client(address, timeout="60s") as client:
+        client.wait_for_workers(2, timeout=120)
+    yield address
+    from coursekit.distributed import close
+    close()
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(timeout=30)
+
+
+def test_dask_cluster_grades_equal_serial(serial, dask_cluster):
+    course, want = serial
+    students = _batch(course, "dask")
+    outcomes = autograde(course, MODULE, students, cell_timeout=30, force=True, jobs=4,
+                         scheduler=dask_cluster, progress=False)
+    assert all(o.retries == 0 for o in outcomes)
+    assert _cell_grades(db_url(course), students) == want
+    from distributed import Client
+    with Client(dask_cluster) as client:
+        ran_on = client.run(lambda dask_worker: len(dask_worker.data) + len(dask_worker.state.tasks))
+    assert len(ran_on) == 2
