@@ -70,6 +70,7 @@ def main() -> None:
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
     try:
         results = [run(course, module, students, "serial", jobs=1),
+                   run(course, module, students, "serial, no sandbox", jobs=1, sandbox=False),
                    run(course, module, students, "--jobs 2", jobs=2),
                    run(course, module, students, "Dask, 2 workers", jobs=2, scheduler=cluster.scheduler_address)]
     finally:
@@ -85,6 +86,8 @@ def main() -> None:
         overhead = (r["wall"] - r["cells"] / r["parallel"]) / graded
         print(f"{r['label']:<18}{r['wall']:>8.1f}{60 * r['n'] / r['wall']:>10.1f}{serial['wall'] / r['wall']:>9.2f}"
               f"{overhead:>16.2f}{r['coordinator'] / graded:>19.2f}")
+    print(f"\nsandbox cost: serial grading takes {serial['wall'] / results[1]['wall']:.3f}x the time it takes "
+          "without the sandbox (same batch, same run)")
     per_job = serial["wall"] / graded
     coordinator = serial["coordinator"] / graded
     print(f"\nserial: {per_job:.2f} s per executed submission: {serial['cells'] / graded:.2f} s executing cells, "

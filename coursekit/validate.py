@@ -30,8 +30,11 @@ class Run:
     report: dict = field(default_factory=dict)  # the grading job's report (flags, limits)
 
 
-def execute(course: Course, notebook: Path, sandbox: Sandbox, timeout: int = 120) -> Run:
+def execute(course: Course, notebook: Path, sandbox: Sandbox | None = None, timeout: int = 120) -> Run:
     """Execute a notebook as a grading job would, and summarise the outcome cell by cell."""
+    if sandbox is None:
+        sandbox = Sandbox(config=course_config.load(course))
+        require(sandbox)
     module = notebook.stem
     nb = nbformat.read(notebook, as_version=4)
     executed, report = grade_notebook(nb, job_files(course, module), sandbox, timeout)
