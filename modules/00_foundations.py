@@ -1484,6 +1484,195 @@ for name, model, shape, seconds, acc in [("MLP", mlp, (64,), mlp_seconds, mlp_te
     print(f"{name:<5} {model.num_parameters():>10} {count_flops(model, shape):>13} {seconds:>8.1f} {acc:>14.2%}")
 
 # %% [markdown]
+# ## Appendix: batch normalisation and residual blocks (given; used from module 08 on)
+#
+# **Batch normalisation** (Ioffe & Szegedy, 2015) standardises every channel over the batch
+# and then rescales it with two learned vectors, $\gamma$ (`weight`) and $\beta$ (`bias`):
+# $$\hat x = \frac{x - \mu_B}{\sqrt{\sigma_B^2 + \epsilon}}, \qquad y = \gamma\,\hat x + \beta .$$
+# `BatchNorm1d` takes `(N, C)` and averages over the batch; `BatchNorm2d` takes `(N, C, H, W)`
+# and averages over batch and positions. In training mode it uses the batch's statistics and
+# keeps exponential running averages (`momentum` 0.1, the unbiased variance, as PyTorch does);
+# after `eval()` it uses those running averages, so a single sample gives a fixed answer.
+# With $m$ values per channel and $G = \partial L/\partial y$, the backward pass in training mode is
+# $$\frac{\partial L}{\partial x} = \frac{\gamma}{m\sqrt{\sigma_B^2+\epsilon}}
+#   \Big(m\,G - \textstyle\sum G - \hat x \sum G\,\hat x\Big),\quad
+#   \frac{\partial L}{\partial \gamma} = \textstyle\sum G\,\hat x,\quad
+#   \frac{\partial L}{\partial \beta} = \textstyle\sum G .$$
+# $\gamma$ and $\beta$ are ordinary parameters (optimisers and `state_dict` see them); the running
+# statistics are *buffers*: not trained and not in `state_dict` (copy a model with
+# `copy.deepcopy` to keep them). `set_train_mode(model, False)` switches every BatchNorm inside a
+# model to evaluation mode; the given `train` does not do it for you.
+#
+# A **residual block** `Residual(branch, shortcut=None)` returns `branch(x) + shortcut(x)` (the
+# identity when `shortcut` is None; He et al., 2016). The gradient reaching the input is the
+# sum of the gradients through both paths. Its parameters are named `branch.<name>` and
+# `shortcut.<name>`.
+
+# %% nbgrader={"grade": false, "grade_id": "batchnorm-residual", "locked": true, "schema_version": 3, "solution": false}
+#| export
+class _BatchNorm(Module):
+    """Shared code of BatchNorm1d/2d: statistics per channel (axis 1) over all other axes."""
+
+    _param_names = ("weight", "bias")
+    _ndim = 2
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
+        self.num_features = _check_positive_int(num_features, "num_features")
+        self.eps = _check_positive_float(eps, "eps")
+        self.momentum = _check_positive_float(momentum, "momentum")
+        if self.momentum > 1:
+            raise ValueError(f"momentum must lie in (0, 1], got {momentum!r}")
+        self.weight = np.ones(self.num_features, dtype=np.float32)
+        self.bias = np.zeros(self.num_features, dtype=np.float32)
+        self.grad_weight = np.zeros_like(self.weight)
+        self.grad_bias = np.zeros_like(self.bias)
+        self.running_mean = np.zeros(self.num_features, dtype=np.float32)
+        self.running_var = np.ones(self.num_features, dtype=np.float32)
+        self.training = True
+        self._cache = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.num_features}, eps={self.eps}, momentum={self.momentum})"
+
+    def train(self, mode: bool = True) -> "_BatchNorm":
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> "_BatchNorm":
+        return self.train(False)
+
+    def _per_channel(self, v: np.ndarray) -> np.ndarray:
+        return v.reshape((1, -1) + (1,) * (self._ndim - 2))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = _check_float_array(x, "x", ndim=self._ndim)
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"x must have {self.num_features} channels (num_features), got shape {x.shape}")
+        axes = (0,) + tuple(range(2, self._ndim))
+        count = x.size // self.num_features
+        if self.training:
+            if count < 2:
+                raise ValueError(f"x must hold more than one value per channel in training mode, got shape {x.shape}")
+            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            m = self.momentum
+            self.running_mean[...] = (1 - m) * self.running_mean + m * mean
+            self.running_var[...] = (1 - m) * self.running_var + m * var * (count / (count - 1))
+        else:
+            mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
+        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
+        x_hat = (x - self._per_channel(mean)) * self._per_channel(inv_std)
+        self._cache = (x_hat, inv_std, axes, count, self.training)
+        return (x_hat * self._per_channel(self.weight.astype(x.dtype))
+                + self._per_channel(self.bias.astype(x.dtype)))
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        self._need_forward(self._cache)
+        x_hat, inv_std, axes, count, training = self._cache
+        grad_out = self._check_grad(grad_out, x_hat.shape)
+        sum_g, sum_g_xhat = grad_out.sum(axis=axes), (grad_out * x_hat).sum(axis=axes)
+        self.grad_weight += sum_g_xhat.astype(np.float32)
+        self.grad_bias += sum_g.astype(np.float32)
+        scale = self._per_channel((self.weight * inv_std).astype(grad_out.dtype))
+        if not training:  # running statistics are constants: an affine map per channel
+            return grad_out * scale
+        return scale / count * (count * grad_out - self._per_channel(sum_g) - x_hat * self._per_channel(sum_g_xhat))
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) features; gamma = weight, beta = bias."""
+
+    _ndim = 2
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) feature maps per channel; gamma = weight, beta = bias."""
+
+    _ndim = 4
+
+
+class Residual(Module):
+    """y = branch(x) + shortcut(x) (identity shortcut when None); both must give the same shape."""
+
+    def __init__(self, branch: Module, shortcut: Module | None = None):
+        if not isinstance(branch, Module):
+            raise TypeError(f"branch must be a Module, got {type(branch).__name__}")
+        if shortcut is not None and not isinstance(shortcut, Module):
+            raise TypeError(f"shortcut must be a Module or None, got {type(shortcut).__name__}")
+        self.branch, self.shortcut = branch, shortcut
+
+    def __repr__(self) -> str:
+        inner = "\n".join("  " + line for line in f"branch={self.branch!r},\nshortcut={self.shortcut!r}".split("\n"))
+        return f"Residual(\n{inner}\n)"
+
+    def _paths(self):
+        return [("branch", self.branch)] + ([] if self.shortcut is None else [("shortcut", self.shortcut)])
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = _check_float_array(x, "x")
+        out = self.branch.forward(x)
+        skip = x if self.shortcut is None else self.shortcut.forward(x)
+        if out.shape != skip.shape:
+            raise ValueError(f"branch output {out.shape} and shortcut output {skip.shape} must have the same shape")
+        return out + skip
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        grad_x = self.branch.backward(grad_out)
+        return grad_x + (grad_out if self.shortcut is None else self.shortcut.backward(grad_out))
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {f"{path}.{name}": p for path, m in self._paths() for name, p in m.parameters().items()}
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        return {f"{path}.{name}": g for path, m in self._paths() for name, g in m.gradients().items()}
+
+
+def iter_modules(model: Module):
+    """Yield (name, module) for model and every module inside it, depth first ('' is the model);
+    names follow the parameter names ('3.branch.0')."""
+    _check_model(model)
+    stack = [("", model)]
+    while stack:
+        name, module = stack.pop()
+        yield name, module
+        if isinstance(module, Sequential):
+            children = [(str(i), m) for i, m in enumerate(module.layers)]
+        elif isinstance(module, Residual):
+            children = module._paths()
+        else:
+            children = []
+        stack.extend((f"{name}.{child}" if name else child, m) for child, m in reversed(children))
+
+
+def set_train_mode(model: Module, training: bool = True) -> Module:
+    """Put every BatchNorm in model into training (True) or evaluation (False) mode; returns model."""
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"training must be a bool, got {type(training).__name__}")
+    for _, module in iter_modules(model):
+        if isinstance(module, _BatchNorm):
+            module.train(bool(training))
+    return model
+
+
+# %% [markdown]
+# A quick check of both against finite differences on float64 input (module 08 and the package
+# tests compare them with PyTorch as well):
+
+# %%
+bn_check = BatchNorm2d(3)
+bn_rng = np.random.default_rng(5)
+bn_check.weight[...] = bn_rng.uniform(0.5, 1.5, 3)
+bn_x = bn_rng.normal(size=(4, 3, 2, 2))
+bn_g = bn_rng.normal(size=bn_x.shape)
+res_check = Residual(Sequential(Linear(6, 6, seed=1), ReLU(), Linear(6, 6, seed=2)))
+res_x = bn_rng.normal(size=(5, 6))
+res_g = bn_rng.normal(size=(5, 6))
+for label, layer, x_in, g_in in [("BatchNorm2d", bn_check, bn_x, bn_g), ("Residual", res_check, res_x, res_g)]:
+    layer.forward(x_in)
+    analytic = layer.backward(g_in)
+    numeric = numerical_gradient(lambda: float(np.sum(g_in * layer.forward(x_in))), x_in, eps=1e-5)
+    print(f"{label}: max |dL/dx - finite difference| = {np.abs(analytic - numeric).max():.2e}")
+
+# %% [markdown]
 # ## Summary
 #
 # - A layer is a forward function plus the chain rule. For `Linear`,
