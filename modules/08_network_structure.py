@@ -346,10 +346,10 @@ assert np.allclose(_model.layers[4].grad_weight, _num, atol=1e-4), \
 print("add_l1_subgradient looks right")
 
 # %% nbgrader={"grade": true, "grade_id": "test-add_l1_subgradient-hidden", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-# Hidden tests: a model without BatchNorm, l1 = 0, bad input.
-### BEGIN HIDDEN TESTS
+# Edge cases; more (bad input) run at grading as hidden tests.
 _plain = Sequential(Linear(3, 2))
 assert add_l1_subgradient(_plain, 0.5) == 0.0, "a model without BatchNorm has no penalty"
+### BEGIN HIDDEN TESTS
 _m2 = make_bn_mlp(seed=2, hidden=(3,))
 assert add_l1_subgradient(_m2, 0.0) == 0.0 and not _m2.layers[1].grad_weight.any(), "l1 = 0 adds nothing"
 expect_error(ValueError, add_l1_subgradient, _m2, -0.1, match="l1")
@@ -433,10 +433,10 @@ assert (np.asarray(_keep["1"]).tolist(), np.asarray(_keep["4"]).tolist()) == ([2
 print("select_channels looks right")
 
 # %% nbgrader={"grade": true, "grade_id": "test-select_channels-hidden", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-# Hidden tests: ratio 0 and 1, ties, bad input.
-### BEGIN HIDDEN TESTS
+# Edge cases; more (ties, bad input) run at grading as hidden tests.
 _m = make_bn_mlp(seed=3, hidden=(5, 5))
 assert [len(v) for v in select_channels(_m, 0.0).values()] == [5, 5], "ratio 0 keeps everything"
+### BEGIN HIDDEN TESTS
 assert [len(v) for v in select_channels(_m, 1.0).values()] == [1, 1], "ratio 1 keeps one channel per layer"
 _m.layers[1].weight[...] = 0.0
 assert np.asarray(select_channels(_m, 0.5)["1"]).tolist() == [0], "a layer of zero scales scores 0 and keeps one channel"
@@ -578,10 +578,10 @@ assert np.allclose(_small.forward(_xm), mask_bn_channels(_mlp, _mk).forward(_xm)
 print("shrink_bn_sequential looks right")
 
 # %% nbgrader={"grade": true, "grade_id": "test-shrink_bn_sequential-hidden", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-# Hidden tests: an empty keep map, one channel, bad input.
-### BEGIN HIDDEN TESTS
+# Edge cases; more (one channel, bad input) run at grading as hidden tests.
 _cnn = _randomise_bn(make_bn_cnn(seed=3, widths=(6, 8)), 0)
 assert np.allclose(shrink_bn_sequential(_cnn, {}).forward(_X6), _cnn.forward(_X6), atol=1e-6), "an empty keep map copies the model"
+### BEGIN HIDDEN TESTS
 _one = shrink_bn_sequential(_cnn, {"5": [7]})
 assert _one.layers[9].weight.shape == (10, 4), f"one channel of 2x2 positions leaves 4 classifier columns, got {_one.layers[9].weight.shape}"
 for _bad, _exc in (({"0": [0]}, ValueError), ({"1": [6]}, ValueError), ({"1": []}, ValueError), ({1: [0]}, ValueError),
@@ -678,12 +678,12 @@ assert np.allclose(_folded.forward(_X6), _cnn.forward(_X6), atol=1e-4), "the fol
 print("fold_batchnorm looks right")
 
 # %% nbgrader={"grade": true, "grade_id": "test-fold_batchnorm-hidden", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-# Hidden tests: the inputs are not changed, mismatched sizes, wrong types.
-### BEGIN HIDDEN TESTS
+# Edge cases; more (unchanged inputs, bad input) run at grading as hidden tests.
 _lin, _bn = Linear(5, 3, seed=1), _randomise_bn(Sequential(BatchNorm1d(3)), 2).layers[0]
 _lin.bias[...] = 0.5
 assert np.allclose(fold_batchnorm(_lin, _bn).bias, _bn.forward(_lin.forward(np.zeros((1, 5), np.float32)))[0], atol=1e-5), \
     "the folded bias is bn(linear(0))"
+### BEGIN HIDDEN TESTS
 _w0 = _lin.weight.copy()
 fold_batchnorm(_lin, _bn)
 assert np.array_equal(_lin.weight, _w0), "fold_batchnorm must not change the layer it folds into"
@@ -752,12 +752,12 @@ assert np.allclose(shrink_bn_sequential(_sorted, _k).forward(_X6), shrink_bn_seq
 print("sort_channels looks right")
 
 # %% nbgrader={"grade": true, "grade_id": "test-sort_channels-hidden", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-# Hidden tests: the MLP, the model is not changed, bad input.
-### BEGIN HIDDEN TESTS
+# Edge cases; more (ties, bad input) run at grading as hidden tests.
 _mlp = _randomise_bn(make_bn_mlp(seed=5, hidden=(7, 5)), 6)
 _w0 = _mlp.layers[0].weight.copy()
 _s, _o = sort_channels(_mlp)
 assert np.allclose(_s.forward(_X6.reshape(6, 64)), _mlp.forward(_X6.reshape(6, 64)), atol=1e-5), "sorting the MLP changed its outputs"
+### BEGIN HIDDEN TESTS
 assert np.array_equal(_mlp.layers[0].weight, _w0), "sort_channels must not change the model"
 _ties = _randomise_bn(make_bn_mlp(seed=5, hidden=(3,)), 0)
 _ties.layers[1].weight[...] = [1.0, -1.0, 1.0]
@@ -999,13 +999,13 @@ assert [g.prunable for g in _plain] == [False, True, True, False], f"MLP prunabl
 print("dependency_groups looks right")
 
 # %% nbgrader={"grade": true, "grade_id": "test-dependency_groups-hidden", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-# Hidden tests: a projection shortcut, two blocks in a row, bad input.
-### BEGIN HIDDEN TESTS
+# Edge cases; more (a projection shortcut, bad input) run at grading as hidden tests.
 _blk = lambda: Residual(Sequential(Linear(6, 6), ReLU(), Linear(6, 6)))
 _two = Sequential(Linear(4, 6), _blk(), _blk(), Linear(6, 3))
 _g = dependency_groups(_two, 4)
 _tied = [g for g in _g if "0" in g.producers][0]
 assert _tied.producers == ["0", "1.branch.2", "2.branch.2"], f"two identity blocks tie three producers, got {_tied.producers}"
+### BEGIN HIDDEN TESTS
 assert [c for c, _ in _tied.consumers] == ["1.branch.0", "2.branch.0", "3"], f"consumers: got {_tied.consumers}"
 _proj = Sequential(Linear(4, 6), Residual(Sequential(Linear(6, 5)), shortcut=Linear(6, 5)), Linear(5, 2))
 _g = dependency_groups(_proj, 4)
@@ -1112,11 +1112,11 @@ assert not np.allclose(_want, _res.forward(_X6), atol=1e-3), "(check of the test
 print("shrink_groups looks right")
 
 # %% nbgrader={"grade": true, "grade_id": "test-shrink_groups-hidden", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-# Hidden tests: an empty keep map, a projection shortcut, groups that cannot be pruned, bad input.
-### BEGIN HIDDEN TESTS
+# Edge cases; more (a projection shortcut, bad input) run at grading as hidden tests.
 _res = _randomise_bn(make_residual_cnn(seed=2, width=3), 8)
 _groups = dependency_groups(_res, 1)
 assert np.allclose(shrink_groups(_res, _groups, {}).forward(_X6), _res.forward(_X6), atol=1e-6), "an empty keep map copies the model"
+### BEGIN HIDDEN TESTS
 _proj = Sequential(Linear(4, 6), Residual(Sequential(Linear(6, 5)), shortcut=Linear(6, 5)), ReLU(), Linear(5, 2))
 _gp = dependency_groups(_proj, 4)
 _ti = [i for i, g in enumerate(_gp) if "1.shortcut" in g.producers][0]
@@ -1256,12 +1256,12 @@ assert low_rank_linear(_lin, 0.94)[1]["rank"] == 2 and low_rank_linear(_lin, 0.9
 print("low_rank_linear looks right")
 
 # %% nbgrader={"grade": true, "grade_id": "test-low_rank_linear-hidden", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-# Hidden tests: full energy, a rank-one matrix, bad input.
-### BEGIN HIDDEN TESTS
+# Edge cases; more (a rank-one matrix, bad input) run at grading as hidden tests.
 _lin = Linear(7, 4, seed=3)
 _pair, _info = low_rank_linear(_lin, 1.0)
 assert _info["rank"] == 4 and np.allclose(_pair.forward(np.eye(7, dtype=np.float32)), _lin.forward(np.eye(7, dtype=np.float32)), atol=1e-5), \
     "energy 1 keeps the full rank and the layer's function"
+### BEGIN HIDDEN TESTS
 _one = Linear(3, 3)
 _one.weight[...] = np.outer([1.0, 2.0, 3.0], [1.0, 0.0, -1.0])
 assert low_rank_linear(_one, 1.0)[1]["rank"] == 1, "a rank-one matrix needs rank 1 even at energy 1"
@@ -1372,7 +1372,9 @@ assert abs(distillation_loss(_t, _t, _y, 2.0, 1.0)[0]) < 1e-10, "a student equal
 print("distillation_loss looks right")
 
 # %% nbgrader={"grade": true, "grade_id": "test-distillation_loss-hidden", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-# Hidden tests: a very confident teacher, float32, bad input.
+# Edge cases; more (a very confident teacher, bad input) run at grading as hidden tests.
+_l32, _g32 = distillation_loss(np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32), np.array([0, 2]))
+assert _g32.dtype == np.float32, f"float32 logits give a float32 gradient, got {_g32.dtype}"
 ### BEGIN HIDDEN TESTS
 with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
     try:
@@ -1380,8 +1382,6 @@ with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
     except FloatingPointError as _err:
         raise AssertionError(f"a confident teacher must not overflow or divide by zero: {_err}")
 assert np.isfinite(_l) and np.all(np.isfinite(_g)), "a confident teacher gave NaN"
-_l32, _g32 = distillation_loss(np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32), np.array([0, 2]))
-assert _g32.dtype == np.float32, f"float32 logits give a float32 gradient, got {_g32.dtype}"
 _z = np.zeros((2, 3))
 expect_error(ValueError, distillation_loss, _z, np.zeros((2, 4)), np.array([0, 1]), match="teacher_logits")
 expect_error(ValueError, distillation_loss, _z, _z, np.array([0, 3]), match="labels")
@@ -1638,10 +1638,10 @@ assert np.allclose(run_onnx(onnx_session(to_onnx(_mlp, (64,))), _X6.reshape(6, 6
 print("to_onnx looks right")
 
 # %% nbgrader={"grade": true, "grade_id": "test-to_onnx-hidden", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-# Hidden tests: stride and padding, a projection shortcut, unsupported layers, bad input.
-### BEGIN HIDDEN TESTS
+# Edge cases; more (a projection shortcut, unsupported layers, bad input) run at grading as hidden tests.
 _conv = Sequential(Conv2d(1, 3, 3, stride=2, padding=1, seed=1), ReLU())
 assert np.allclose(run_onnx(onnx_session(to_onnx(_conv, (1, 8, 8))), _X6), _conv.forward(_X6), atol=1e-5), "stride 2, padding 1"
+### BEGIN HIDDEN TESTS
 _proj = Sequential(Linear(4, 6), Residual(Sequential(Linear(6, 5)), shortcut=Linear(6, 5)))
 _xp = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
 assert np.allclose(run_onnx(onnx_session(to_onnx(_proj, (4,))), _xp), _proj.forward(_xp), atol=1e-5), "projection shortcut"
