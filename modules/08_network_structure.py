@@ -777,7 +777,7 @@ expect_error(TypeError, sort_channels, Linear(2, 2), match="model")
 # this cell fast; the CNN (conv → BN → conv) follows, on one seed, for deployment in section 10.
 
 # %%
-SLIM = dict(hidden=(128, 64), epochs=10, lr=1e-2, l1=1e-2, prune_ratios=(0.5, 0.75), finetune_epochs=2, finetune_lr=3e-3)
+SLIM = dict(hidden=(128, 64), epochs=8, lr=1e-2, l1=1e-2, prune_ratios=(0.5, 0.75), finetune_epochs=2, finetune_lr=3e-3)
 SEEDS = (0, 1, 2)
 METHODS = {"baseline (l1=0)": 0.0, f"slimming (l1={SLIM['l1']})": SLIM["l1"]}
 print("settings:", SLIM, "| seeds:", SEEDS)
@@ -1137,7 +1137,7 @@ expect_error(TypeError, shrink_groups, _res, "groups", {}, match="groups")
 # convolution alone breaks the addition.
 
 # %%
-RES = dict(width=8, epochs=4, lr=1e-2, keep_fraction=0.5, finetune_epochs=2, finetune_lr=3e-3)
+RES = dict(width=8, epochs=3, lr=1e-2, keep_fraction=0.5, finetune_epochs=2, finetune_lr=3e-3)
 print("settings:", RES)
 res_model = make_residual_cnn(seed=0, width=RES["width"])
 _started = time.perf_counter()
@@ -1683,7 +1683,7 @@ def round_keep(model, keep, multiple):
 
 
 # %%
-DEPLOY = dict(batches=(1, 64, 512), repeats=40, warmup=5, round_to=16)
+DEPLOY = dict(batches=(1, 64, 512), repeats=30, warmup=5, round_to=16)
 print("settings:", DEPLOY)
 cnn_round = shrink_bn_sequential(cnn_dense, round_keep(cnn_dense, cnn_keep, DEPLOY["round_to"]))
 train_bn(cnn_round, X_train, y_train, epochs=CNN_SLIM["finetune_epochs"], lr=CNN_SLIM["finetune_lr"], seed=100)
