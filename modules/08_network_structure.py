@@ -777,7 +777,7 @@ expect_error(TypeError, sort_channels, Linear(2, 2), match="model")
 # this cell fast; the CNN (conv → BN → conv) follows, on one seed, for deployment in section 10.
 
 # %%
-SLIM = dict(hidden=(128, 64), epochs=8, lr=1e-2, l1=1e-2, prune_ratios=(0.5, 0.75), finetune_epochs=2, finetune_lr=3e-3)
+SLIM = dict(hidden=(128, 64), epochs=10, lr=1e-2, l1=1e-2, prune_ratios=(0.5, 0.75), finetune_epochs=2, finetune_lr=3e-3)
 SEEDS = (0, 1, 2)
 METHODS = {"baseline (l1=0)": 0.0, f"slimming (l1={SLIM['l1']})": SLIM["l1"]}
 print("settings:", SLIM, "| seeds:", SEEDS)
