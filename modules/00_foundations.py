@@ -311,14 +311,63 @@ plt.show()
 # actually taken is $\mathrm{fl}(\theta_i + h) - \theta_i$, not exactly $h$; the
 # helper divides by the step it really took.)
 
-# %% nbgrader={"grade": false, "grade_id": "module-base", "locked": true, "schema_version": 3, "solution": false}
-#| export
-def _is_int(value) -> bool:
+# %% [markdown]
+# ### The support layer: validation and timing, in one place
+#
+# The checks, and the way we time code, live in **one** exported module,
+# `tinytorch.support`, which every later module imports (`from tinytorch.support
+# import validate_int, median_times_ms`). One copy means one behaviour: the same
+# bad input gives the same message in module 01 and in module 05.
+#
+# Checking costs time, though. `np.isfinite(x).all()` reads the whole input,
+# and a layer that checks *every* call pays for it on every forward pass. For a
+# ReLU that is as much work as the ReLU itself, so a latency table measured with
+# checks on partly measures the checks. Like PyTorch's `torch.inference_mode()`,
+# `with inference_mode():` turns the per-call checks (and the caching that only
+# backward needs) off; `predict` validates its input once and then runs the model
+# that way, and `median_times_ms` times a dict of callables interleaved (one of
+# each per round, so a slow spell of a shared machine hits all of them alike)
+# and reports medians. Every latency table of the course goes through these two.
+
+# %% nbgrader={"grade": false, "grade_id": "support", "locked": true, "schema_version": 3, "solution": false}
+#| export support
+import contextlib
+import math
+import numbers
+import time
+
+import numpy as np
+
+_INFERENCE = [False]  # one flag for the whole package; set only by inference_mode()
+
+
+@contextlib.contextmanager
+def inference_mode():
+    """Inside this block layers skip their per-call input checks and keep nothing for backward:
+    the path used to measure latency. Validate the input once before entering it."""
+    previous = _INFERENCE[0]
+    _INFERENCE[0] = True
+    try:
+        yield
+    finally:
+        _INFERENCE[0] = previous
+
+
+def is_inference() -> bool:
+    """True inside `inference_mode()`."""
+    return _INFERENCE[0]
+
+
+def is_int(value) -> bool:
+    """An int or numpy integer, but not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _check_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
-    """x must be a non-empty, finite, floating-point ndarray (of rank ndim when given)."""
+def validate_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
+    """x must be a non-empty, finite, floating-point ndarray (of rank ndim when given).
+    Skipped inside inference_mode()."""
+    if _INFERENCE[0]:
+        return x
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
     if not np.issubdtype(x.dtype, np.floating):
@@ -332,7 +381,31 @@ def _check_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
     return x
 
 
-def _check_labels(labels, name: str, n: int | None = None, n_classes: int | None = None) -> np.ndarray:
+def validate_weights(weights, name="weights", ndim=None, min_ndim=1):
+    """Return `weights` as a numpy array of real numbers, or raise TypeError/ValueError naming `name`.
+    Checks: numeric (integer or floating, not bool/complex/object) dtype, the rank (`ndim` exactly,
+    or at least `min_ndim`), non-empty, and only finite values."""
+    if isinstance(weights, np.ndarray):
+        arr = weights
+    else:
+        try:
+            arr = np.asarray(weights)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be a numpy array of real numbers, got {type(weights).__name__}") from exc
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{name} must hold real numbers (integer or floating dtype), got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
+    if ndim is None and min_ndim is not None and arr.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def validate_labels(labels, name: str, n: int | None = None, n_classes: int | None = None) -> np.ndarray:
     """labels must be a 1-D integer ndarray (of length n; values in [0, n_classes) when given)."""
     if not isinstance(labels, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(labels).__name__}")
@@ -350,15 +423,36 @@ def _check_labels(labels, name: str, n: int | None = None, n_classes: int | None
     return labels
 
 
-def _check_positive_int(value, name: str) -> int:
-    if not _is_int(value):
+def validate_sparsity(sparsity, name="sparsity"):
+    """Return `sparsity` as a float in [0, 1], or raise TypeError/ValueError naming `name`."""
+    if isinstance(sparsity, (bool, np.bool_)) or not isinstance(sparsity, numbers.Real):
+        raise TypeError(f"{name} must be a real number in [0, 1], got {sparsity!r} ({type(sparsity).__name__})")
+    value = float(sparsity)
+    if not (0.0 <= value <= 1.0):  # also false for NaN
+        raise ValueError(f"{name} must be in [0, 1], got {sparsity!r}")
+    return value
+
+
+def validate_int(value, name, minimum=None):
+    """Return `value` as a Python int (at least `minimum` when given), or raise naming `name`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def validate_positive_int(value, name: str) -> int:
+    """An int > 0 (TypeError for other types, ValueError for <= 0)."""
+    if not is_int(value):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
     return int(value)
 
 
-def _check_positive_float(value, name: str) -> float:
+def validate_positive_float(value, name: str) -> float:
+    """A finite real number > 0."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if not (math.isfinite(float(value)) and float(value) > 0):
@@ -366,15 +460,57 @@ def _check_positive_float(value, name: str) -> float:
     return float(value)
 
 
-def _make_rng(seed) -> np.random.Generator:
+def validate_mask(mask, shape, name="mask"):
+    """Return `mask` as an array of 0/1 values of the given shape, or raise naming `name`."""
+    mask = validate_weights(mask, name)
+    if mask.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {mask.shape}")
+    if not np.all((mask == 0) | (mask == 1)):
+        raise ValueError(f"{name} must hold only 0 and 1")
+    return mask
+
+
+def make_rng(seed) -> np.random.Generator:
     """seed: a non-negative int or a np.random.Generator (never the global state)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if not _is_int(seed):
+    if not is_int(seed):
         raise TypeError(f"seed must be an int or a np.random.Generator, got {type(seed).__name__}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     return np.random.default_rng(int(seed))
+
+
+def median_times_ms(fns, repeats=20, warmup=3):
+    """Median wall time in milliseconds of each callable in the dict `fns`, run interleaved (one of
+    each per round) after `warmup` untimed rounds, so a slow spell of a shared machine hits all alike.
+    Wrap model calls in inference_mode() (or call predict) so that checks are not timed."""
+    if not isinstance(fns, dict) or not fns or not all(callable(f) for f in fns.values()):
+        raise TypeError(f"fns must be a non-empty dict of callables, got {fns!r}")
+    repeats = validate_int(repeats, "repeats", 1)
+    warmup = validate_int(warmup, "warmup", 0)
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    samples = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, f in fns.items():
+            start = time.perf_counter()
+            f()
+            samples[name].append(time.perf_counter() - start)
+    return {name: 1e3 * float(np.median(times)) for name, times in samples.items()}
+
+
+# %% nbgrader={"grade": false, "grade_id": "module-base", "locked": true, "schema_version": 3, "solution": false}
+#| export
+try:  # in the package the checks live in tinytorch.support; in this notebook the cell above defined them
+    from .support import (inference_mode, is_inference, is_int, make_rng, validate_float_array,
+                          validate_labels, validate_positive_float, validate_positive_int)
+except ImportError:
+    pass
+_is_int, _make_rng = is_int, make_rng
+_check_float_array, _check_labels = validate_float_array, validate_labels
+_check_positive_int, _check_positive_float = validate_positive_int, validate_positive_float
 
 
 def _child_seeds(seed, count: int) -> list[int]:
@@ -717,6 +853,8 @@ class ReLU(Module):
         return "ReLU()"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if is_inference():  # no check, nothing kept for backward: one pass over x
+            return np.maximum(x, np.zeros((), dtype=x.dtype))
         x = _check_float_array(x, "x")
         self._mask = x > 0
         return np.where(self._mask, x, np.zeros((), dtype=x.dtype))
@@ -1382,11 +1520,12 @@ def _check_model(model) -> None:
 
 
 def predict(model: Module, X: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Logits of model on X, computed in batches."""
+    """Logits of model on X, computed in batches: X is validated once, then the model runs in
+    inference_mode() (no per-layer checks). This is the path to time."""
     _check_model(model)
     X = _check_float_array(X, "X")
     batch_size = _check_positive_int(batch_size, "batch_size")
-    with _one_blas_thread():
+    with _one_blas_thread(), inference_mode():  # X checked once above; the layers skip their checks
         return np.concatenate([model.forward(X[start:start + batch_size])
                                for start in range(0, len(X), batch_size)])
 

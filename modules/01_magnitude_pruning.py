@@ -74,66 +74,14 @@ from tinytorch.testing import expect_error
 #
 # Every public function of the package checks its arguments first and says exactly what is
 # wrong: a sparsity of `1.3`, a weight array with a `NaN`, an empty array or an array of
-# strings should not travel deep into numpy and come back as an obscure traceback. These
-# helpers are given; use them at the top of every function you write. They are exported,
-# so later modules use the same checks.
+# strings should not travel deep into numpy and come back as an obscure traceback. The
+# helpers come from `tinytorch.support` (module 00), the one home of the package's checks:
+# `validate_weights(w, name)`, `validate_sparsity(s)`, `validate_int(n, name, minimum)` and
+# `validate_mask(mask, shape)`. Use them at the top of every function you write.
 
 # %% nbgrader={"grade": false, "grade_id": "validation", "locked": true, "schema_version": 3, "solution": false}
 #| export
-def validate_weights(weights, name="weights", ndim=None, min_ndim=1):
-    """Return `weights` as a numpy array of real numbers, or raise TypeError/ValueError naming `name`.
-
-    Checks: numeric (integer or floating, not bool/complex/object) dtype, the rank
-    (`ndim` exactly, or at least `min_ndim`), non-empty, and only finite values.
-    """
-    if isinstance(weights, np.ndarray):
-        arr = weights
-    else:
-        try:
-            arr = np.asarray(weights)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be a numpy array of real numbers, got {type(weights).__name__}") from exc
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise TypeError(f"{name} must hold real numbers (integer or floating dtype), got dtype {arr.dtype}")
-    if ndim is not None and arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
-    if ndim is None and min_ndim is not None and arr.ndim < min_ndim:
-        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape})")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
-
-
-def validate_sparsity(sparsity, name="sparsity"):
-    """Return `sparsity` as a float in [0, 1], or raise TypeError/ValueError naming `name`."""
-    if isinstance(sparsity, (bool, np.bool_)) or not isinstance(sparsity, numbers.Real):
-        raise TypeError(f"{name} must be a real number in [0, 1], got {sparsity!r} ({type(sparsity).__name__})")
-    value = float(sparsity)
-    if not (0.0 <= value <= 1.0):  # also false for NaN
-        raise ValueError(f"{name} must be in [0, 1], got {sparsity!r}")
-    return value
-
-
-def validate_int(value, name, minimum=None):
-    """Return `value` as a Python int (at least `minimum` when given), or raise naming `name`."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def validate_mask(mask, shape, name="mask"):
-    """Return `mask` as an array of 0/1 values of the given shape, or raise naming `name`."""
-    mask = validate_weights(mask, name)
-    if mask.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {mask.shape}")
-    if not np.all((mask == 0) | (mask == 1)):
-        raise ValueError(f"{name} must hold only 0 and 1")
-    return mask
-
+from tinytorch.support import validate_int, validate_mask, validate_sparsity, validate_weights
 
 # %% [markdown]
 # ## 1. How redundant are trained weights?

@@ -44,7 +44,8 @@ import time
 import numpy as np
 
 from tinytorch.nn import Conv2d, CrossEntropyLoss, Flatten, Linear, ReLU, Sequential
-from tinytorch.prune import MagnitudePruner, prune_count, validate_int, validate_sparsity, validate_weights
+from tinytorch.prune import MagnitudePruner, prune_count
+from tinytorch.support import inference_mode, median_times_ms, validate_int, validate_sparsity, validate_weights
 
 # %% nbgrader={"grade": false, "grade_id": "notebook-imports", "locked": true, "schema_version": 3, "solution": false}
 # Used by this notebook only (not exported).
@@ -779,16 +780,10 @@ def measure_latencies(models, x, repeats=30, warmup=3):
         raise TypeError(f"models must be a non-empty dict {{name: model}}, got {type(models).__name__}")
     repeats = validate_int(repeats, "repeats", minimum=1)
     warmup = validate_int(warmup, "warmup", minimum=0)
-    for _ in range(warmup):
-        for model in models.values():
-            model.forward(x)
-    times = {name: [] for name in models}
-    for _ in range(repeats):
-        for name, model in models.items():
-            start = time.perf_counter()
-            model.forward(x)
-            times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t) * 1e3) for name, t in times.items()}
+    x = validate_weights(x, "x")  # checked once here; the timed passes run without per-layer checks
+    with inference_mode():
+        return median_times_ms({name: (lambda m=model: m.forward(x)) for name, model in models.items()},
+                               repeats=repeats, warmup=warmup)
 
 
 def measure_latency(model, x, repeats=30, warmup=3):
@@ -954,15 +949,13 @@ def layer_inputs(model, x):
 def paired_layer_times(model_a, model_b, x, repeats=21):
     """Median ms of each layer of two models on the inputs they see, layer pairs timed in turn."""
     pairs = list(zip(model_a.layers, layer_inputs(model_a, x), model_b.layers, layer_inputs(model_b, x)))
-    times = np.zeros((len(pairs), 2, repeats))
-    for r in range(repeats):
-        for i, (la, xa, lb, xb) in enumerate(pairs):
-            for j, (layer, inp) in enumerate(((la, xa), (lb, xb))):
-                start = time.perf_counter()
-                layer.forward(inp)
-                times[i, j, r] = time.perf_counter() - start
-    med = np.median(times, axis=2) * 1e3
-    return list(med[:, 0]), list(med[:, 1])
+    fns = {}
+    for i, (la, xa, lb, xb) in enumerate(pairs):
+        fns[i, 0] = lambda layer=la, inp=xa: layer.forward(inp)
+        fns[i, 1] = lambda layer=lb, inp=xb: layer.forward(inp)
+    with inference_mode():  # the layers' own input checks are not part of the method
+        med = median_times_ms(fns, repeats=repeats, warmup=2)
+    return [med[i, 0] for i in range(len(pairs))], [med[i, 1] for i in range(len(pairs))]
 
 
 def layer_flops(model, shape):
@@ -988,7 +981,7 @@ for family, dense_model, small_model, inputs in (("MLP", mlp, mlp_small, Xb), ("
 # **Why the measured speedup is not the FLOP reduction.** Read the tables and the plot:
 #
 # * At **batch 1** every layer does a few thousand multiply-adds, far less than the fixed cost of
-#   a call: Python, numpy dispatch, input validation, allocating the output. Those costs do not
+#   a call: Python, numpy dispatch, allocating the output. Those costs do not
 #   shrink with the layer, so the speedup is small.
 # * At **large batches** the matrix products dominate and the speedup moves toward the FLOP
 #   reduction, but as a rule it stays below it (single numbers vary from run to run on a shared

@@ -47,8 +47,8 @@ import numbers
 
 import numpy as np
 
-from tinytorch.prune import (global_magnitude_masks, magnitude_mask, validate_int, validate_sparsity,
-                             validate_weights)
+from tinytorch.prune import global_magnitude_masks, magnitude_mask
+from tinytorch.support import validate_int, validate_sparsity, validate_weights
 
 # %% nbgrader={"grade": false, "grade_id": "notebook-imports", "locked": true, "schema_version": 3, "solution": false}
 # Notebook-only imports: the package above needs nothing but numpy and tinytorch.prune.
