@@ -481,6 +481,13 @@ def make_rng(seed) -> np.random.Generator:
     return np.random.default_rng(int(seed))
 
 
+def mean_and_spread(values) -> tuple[float, float]:
+    """(mean, sample standard deviation with ddof=1) of per-seed results; spread 0.0 for one value.
+    Every comparison of the course reports its seeds this way."""
+    arr = validate_weights(np.asarray(values, dtype=np.float64), "values", ndim=1)
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
 def median_times_ms(fns, repeats=20, warmup=3):
     """Median wall time in milliseconds of each callable in the dict `fns`, run interleaved (one of
     each per round) after `warmup` untimed rounds, so a slow spell of a shared machine hits all alike.

@@ -64,19 +64,28 @@ threadpool_limits(1)
 # %% [markdown]
 # ## How many units survive
 #
-# The course's filter-pruning contract keeps $\max(1, \lfloor C\,(1 - s)\rfloor)$ of $C$ units
-# at sparsity $s$: at least one unit always survives (a layer with no output would cut the
-# network in two). Computing $\lfloor C (1-s) \rfloor$ in floating point has a trap:
-# `int(100 * (1 - 0.9))` is `9`, because `1 - 0.9` is `0.09999999999999998`. The given
-# helper adds a tiny tolerance before flooring.
+# One counting rule holds for the whole course, weights (module 01) and units (here) alike:
+# at sparsity $s$ we **prune** $k = \operatorname{round}(s\,C)$ of $C$ things, with Python's
+# `round` (halves to even), exactly `prune_count` of module 01 and the count PyTorch's
+# `l1_unstructured` and `ln_structured` use. So $C - k$ units are kept, with one addition
+# for units: at least one always survives (a layer with no output would cut the network in
+# two). The tie rule is also module 01's: rank with a stable ascending sort and prune from
+# the front, so among equal scores the lower index goes first.
+#
+# Why one rule matters: with "prune round(sC)" in one module and "keep floor(C(1-s))" in
+# another, the same request (say 33% of 10 channels) removes 3 in one place and 4 in the
+# other, and a comparison between the modules is off by a unit. Rounding the *pruned* count
+# also avoids a floating-point trap of flooring: `int(100 * (1 - 0.9))` is `9`, because
+# `1 - 0.9` is `0.09999999999999998`.
 
 # %% nbgrader={"grade": false, "grade_id": "helpers", "locked": true, "schema_version": 3, "solution": false}
 #| export
 def n_kept_units(n, sparsity):
-    """Units kept out of `n` at `sparsity`: max(1, floor(n * (1 - sparsity))), robust to float error."""
+    """Units kept out of `n` at `sparsity`: n - prune_count(n, sparsity) (round(sparsity * n)
+    pruned, halves to even, as for weights in module 01), but never fewer than one."""
     n = validate_int(n, "n", minimum=1)
     sparsity = validate_sparsity(sparsity)
-    return max(1, int(math.floor(n * (1.0 - sparsity) + 1e-9)))
+    return max(1, n - prune_count(n, sparsity))
 
 
 def validate_keep(keep, n, name="keep"):

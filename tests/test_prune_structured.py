@@ -50,7 +50,7 @@ def shrunk_and_masked(model, rng, units, sparsities):
 def test_n_kept_units_contract():
     for n in range(1, 130):
         for s in (0.0, 0.1, 0.25, 0.3, 0.5, 0.7, 0.75, 0.9, 1.0):
-            want = max(1, math.floor(round(n * (1 - s), 9)))
+            want = max(1, n - round(s * n))  # the course-wide rule: prune round(s*n), halves to even
             assert n_kept_units(n, s) == want, (n, s)
     assert n_kept_units(100, 0.9) == 10
 
@@ -68,6 +68,11 @@ def test_prune_conv_filters_matches_torch_ln_structured(out, cin, k, sparsity, s
     assert np.array_equal(pruned, w[kept])
     assert stats["remaining_filters"] == len(kept) == n_kept_units(out, sparsity)
     assert stats["pruned_filters"] + stats["remaining_filters"] == out
+    if round(sparsity * out) < out:  # same count as PyTorch's own rounding of a fractional amount
+        conv2 = torch.nn.Conv2d(cin, out, k, bias=False)
+        conv2.weight = torch.nn.Parameter(torch.from_numpy(w.copy()))
+        tprune.ln_structured(conv2, "weight", amount=float(sparsity), n=2, dim=0)
+        assert np.array_equal(kept, np.flatnonzero(conv2.weight_mask.numpy().reshape(out, -1).any(axis=1)))
 
 
 @SETTINGS
