@@ -147,7 +147,9 @@ def test_taylor_importance_matches_torch_gradients():
     model = make_mlp(seed=3)
     X = rng.random((40, 64)).astype(np.float32)
     y = rng.integers(0, 10, size=40)
-    ours = taylor_importance(model, X, y, batch_size=64)
+    ours = taylor_importance(model, X, y, batch_size=64, squared=False)
+    squared = taylor_importance(model, X, y, batch_size=64)  # one batch: the square of the same score
+    assert all(np.allclose(squared[i], ours[i] ** 2, rtol=1e-5) for i in ours)
     tm = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 64), torch.nn.ReLU(),
                              torch.nn.Linear(64, 10))
     with torch.no_grad():
@@ -159,6 +161,19 @@ def test_taylor_importance_matches_torch_gradients():
         w, g = tm[i].weight.detach().numpy(), tm[i].weight.grad.numpy()
         assert np.allclose(ours[i], np.abs((w * g).sum(axis=1)), rtol=1e-3, atol=1e-7)
     assert all(np.all(g == 0) for g in model.gradients().values())
+
+
+def test_taylor_importance_accumulates_squared_per_batch_scores():
+    rng = np.random.default_rng(2)
+    model = make_mlp(seed=1)
+    X = rng.random((50, 64)).astype(np.float32)
+    y = rng.integers(0, 10, size=50)
+    halves = [taylor_importance(model, X[a:b], y[a:b], batch_size=25, squared=False) for a, b in ((0, 25), (25, 50))]
+    both = taylor_importance(model, X, y, batch_size=25)
+    for i in both:
+        assert np.allclose(both[i], (halves[0][i] ** 2 + halves[1][i] ** 2) / 2, rtol=1e-5)
+    with pytest.raises(TypeError, match="squared"):
+        taylor_importance(model, X, y, squared="yes")
 
 
 def test_unit_importance_criteria():
