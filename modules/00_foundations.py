@@ -1789,6 +1789,10 @@ class _BatchNorm(Module):
         return v.reshape((1, -1) + (1,) * (self._ndim - 2))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if is_inference() and not self.training:  # no check, nothing kept: one affine map per channel
+            scale = self.weight / np.sqrt(self.running_var + self.eps)
+            shift = self.bias - self.running_mean * scale
+            return x * self._per_channel(scale.astype(x.dtype)) + self._per_channel(shift.astype(x.dtype))
         x = _check_float_array(x, "x", ndim=self._ndim)
         if x.shape[1] != self.num_features:
             raise ValueError(f"x must have {self.num_features} channels (num_features), got shape {x.shape}")
@@ -1852,7 +1856,8 @@ class Residual(Module):
         return [("branch", self.branch)] + ([] if self.shortcut is None else [("shortcut", self.shortcut)])
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = _check_float_array(x, "x")
+        if not is_inference():
+            x = _check_float_array(x, "x")
         out = self.branch.forward(x)
         skip = x if self.shortcut is None else self.shortcut.forward(x)
         if out.shape != skip.shape:

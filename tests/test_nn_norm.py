@@ -161,3 +161,17 @@ def test_bad_input_names_the_argument():
         Residual(Linear(3, 2)).forward(np.ones((2, 3), np.float32))
     with pytest.raises(TypeError, match="training"):
         set_train_mode(Sequential(BatchNorm1d(2)), "no")
+
+
+def test_inference_mode_path_matches_eval_forward():
+    from tinytorch.nn import predict
+    model = Sequential(Conv2d(1, 3, 3, padding=1, seed=0), BatchNorm2d(3), ReLU(),
+                       Residual(Sequential(Conv2d(3, 3, 3, padding=1, seed=1), BatchNorm2d(3))))
+    rng = np.random.default_rng(0)
+    for _, m in iter_modules(model):
+        if isinstance(m, BatchNorm2d):
+            m.weight[...], m.bias[...] = rng.uniform(0.5, 1.5, 3), rng.normal(size=3)
+            m.running_mean[...], m.running_var[...] = rng.normal(size=3), rng.uniform(0.5, 2, 3)
+    set_train_mode(model, False)
+    x = rng.normal(size=(4, 1, 5, 5)).astype(np.float32)
+    np.testing.assert_allclose(predict(model, x), model.forward(x), rtol=1e-5, atol=1e-5)
