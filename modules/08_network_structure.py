@@ -527,7 +527,7 @@ def mask_bn_channels(model, keep):
     return masked
 
 
-# %% nbgrader={"grade": false, "grade_id": "test-fixtures", "locked": true, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": false, "grade_id": "graded-cell-fixtures", "locked": true, "schema_version": 3, "solution": false}
 # Shared by the graded test cells below (not exported): random BatchNorm statistics and a batch of images.
 def _randomise_bn(model, seed):
     """Random scales, shifts and running statistics, so that every channel differs; eval mode."""
@@ -561,7 +561,7 @@ def shrink_bn_sequential(model, keep):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-shrink_bn_sequential", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-shrink_bn_sequential", "locked": true, "points": 5, "schema_version": 3, "solution": false}
 _cnn = _randomise_bn(make_bn_cnn(seed=3, widths=(6, 8)), 0)
 _before = {n: p.copy() for n, p in _cnn.parameters().items()}
 _keep = {"1": [0, 2, 3, 5], "5": [1, 4, 6]}
@@ -980,7 +980,7 @@ def dependency_groups(model, in_channels):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-dependency_groups", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-dependency_groups", "locked": true, "points": 5, "schema_version": 3, "solution": false}
 _res = make_residual_cnn(seed=0, width=4)
 _groups = dependency_groups(_res, 1)
 assert isinstance(_groups, list) and all(isinstance(g, ChannelGroup) for g in _groups), "expected a list of ChannelGroup"
@@ -1097,7 +1097,7 @@ def shrink_groups(model, groups, keep):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-shrink_groups", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-shrink_groups", "locked": true, "points": 5, "schema_version": 3, "solution": false}
 _res = _randomise_bn(make_residual_cnn(seed=1, width=4), 7)
 for _n, _p in _res.parameters().items():
     if _n.endswith("bias"):
@@ -1623,7 +1623,7 @@ def to_onnx(model, input_shape):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-to_onnx", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-to_onnx", "locked": true, "points": 5, "schema_version": 3, "solution": false}
 _cnn = _randomise_bn(make_bn_cnn(seed=4, widths=(5, 7)), 9)
 _proto = to_onnx(_cnn, (1, 8, 8))
 assert type(_proto).__name__ == "ModelProto", f"expected an onnx ModelProto, got {type(_proto).__name__}"
