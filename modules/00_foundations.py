@@ -89,7 +89,8 @@ import numpy as np
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Digits:
-    """The digits split: X float32 in [0, 1] of shape (n, 64), y int64 labels 0..9."""
+    """A train/test split of a ten-class data set: X float32 of shape (n, features), y int64 labels 0..9.
+    The 8x8 digits have 64 features in [0, 1]; MNIST-1D (load_mnist1d) has 40 real-valued ones."""
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -170,6 +171,71 @@ def iterate_minibatches(X: np.ndarray, y: np.ndarray, batch_size: int, rng=None)
     return batches()
 
 
+_MNIST1D_TEMPLATE_POINTS = 12
+_MNIST1D_CANVAS = 60
+
+
+def _mnist1d_templates() -> np.ndarray:
+    """Ten one-dimensional shapes of 12 points, one per class, in [-1, 1]."""
+    u = np.linspace(0.0, 1.0, _MNIST1D_TEMPLATE_POINTS)
+    bump = lambda centre, width: np.exp(-((u - centre) / width) ** 2)
+    return np.stack([
+        np.sin(2 * np.pi * u),                                  # 0: one full wave
+        -np.sin(2 * np.pi * u),                                 # 1: the same wave upside down
+        bump(0.5, 0.18),                                        # 2: one bump
+        bump(0.25, 0.12) + bump(0.75, 0.12),                    # 3: two bumps
+        2 * u - 1,                                              # 4: a rising ramp
+        np.where(u < 0.5, 1.0, -1.0),                           # 5: a step down
+        np.sin(4 * np.pi * u),                                  # 6: two waves
+        -bump(0.5, 0.18),                                       # 7: one dip
+        np.abs(4 * u - 2) - 1,                                  # 8: a V
+        np.where((u >= 0.33) & (u < 0.66), 1.0, -1.0),          # 9: a plateau
+    ])
+
+
+def _mnist1d_examples(n: int, rng: np.random.Generator, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """n examples, classes balanced (counts differ by at most one), in random order."""
+    templates = _mnist1d_templates()
+    y = rng.permutation(np.arange(n) % 10)
+    grid = np.arange(_MNIST1D_CANVAS, dtype=np.float64)
+    out_grid = np.linspace(0.0, _MNIST1D_CANVAS - 1, length)
+    kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
+    kernel /= np.sqrt(np.sum(kernel ** 2))  # smoothed noise keeps unit variance
+    X = np.empty((n, length))
+    for i in range(n):
+        width = int(rng.integers(18, 31))                        # stretch in time
+        shape = np.interp(np.linspace(0, _MNIST1D_TEMPLATE_POINTS - 1, width),
+                          np.arange(_MNIST1D_TEMPLATE_POINTS), templates[y[i]])
+        signal = np.zeros(_MNIST1D_CANVAS)
+        start = int(rng.integers(0, _MNIST1D_CANVAS - width + 1))  # shift
+        signal[start:start + width] = shape * rng.uniform(0.6, 1.4)  # amplitude
+        signal += rng.uniform(-0.02, 0.02) * (grid - _MNIST1D_CANVAS / 2)  # shear (a slope)
+        signal += 0.25 * np.convolve(rng.standard_normal(_MNIST1D_CANVAS + 12), kernel,
+                                     mode="valid")[:_MNIST1D_CANVAS]  # correlated noise
+        X[i] = np.interp(out_grid, grid, signal) + 0.1 * rng.standard_normal(length)  # resample, white noise
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def load_mnist1d(seed: int = 0, n_train: int = 4000, n_test: int = 2000, length: int = 40) -> Digits:
+    """MNIST-1D-style data generated here, offline: ten 1-D template shapes, each example
+    stretched, shifted, scaled, sheared and noised, then resampled to `length` points.
+    Deterministic in seed; never touches numpy's global random state. Train and test come from
+    independent streams, so n_test does not change the training set."""
+    for value, name in ((seed, "seed"), (n_train, "n_train"), (n_test, "n_test"), (length, "length")):
+        if not _is_int(value):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    for value, name in ((n_train, "n_train"), (n_test, "n_test")):
+        if value < 10:
+            raise ValueError(f"{name} must be >= 10 so that every class appears, got {value}")
+    if not 8 <= length <= 4 * _MNIST1D_CANVAS:
+        raise ValueError(f"length must lie in [8, {4 * _MNIST1D_CANVAS}], got {length}")
+    X_train, y_train = _mnist1d_examples(int(n_train), np.random.default_rng([int(seed), 0]), int(length))
+    X_test, y_test = _mnist1d_examples(int(n_test), np.random.default_rng([int(seed), 1]), int(length))
+    return Digits(X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test)
+
+
 # %%
 digits = load_digits_split(test_fraction=0.25, seed=0)
 print(digits)
@@ -188,6 +254,37 @@ for label in range(10):
         axes[row, label].set_axis_off()
     axes[0, label].set_title(str(label))
 fig.suptitle("Two training examples per class (8×8 pixels)", y=1.02)
+plt.show()
+
+# %% [markdown]
+# ### A harder data set: MNIST-1D, generated here
+#
+# The digits are *easy*: a small MLP gets most of the 450 test images right, so
+# one image is worth 0.22 points and two methods rarely differ by more than a
+# couple of images. Later modules compare pruning methods, and a comparison on
+# data where everything scores the same teaches nothing.
+#
+# `load_mnist1d` builds a data set in the spirit of Greydanus's MNIST-1D (2020):
+# ten short one-dimensional shapes (a wave, a bump, a ramp, a step, …), and
+# every example is one of them **stretched** in time, **shifted**, **scaled**,
+# **sheared** (a random slope added), covered in smooth *correlated* noise plus
+# a little white noise, and resampled to 40 points. A linear model gets about a
+# third of it right, an MLP around two thirds, and a model that knows about
+# shifts (a convolution) much more: capacity and structure matter here, which is
+# exactly what pruning takes away. It is generated locally from a seed (no
+# download, no global random state), with 4000 training and 2000 test examples
+# (one test example = 0.05 points) and the classes balanced.
+
+# %%
+mnist1d = load_mnist1d(seed=0)
+print(mnist1d)
+print("train class counts:", np.bincount(mnist1d.y_train))
+fig, axes = plt.subplots(2, 5, figsize=(10, 3.2), sharex=True, sharey=True)
+for label, ax in enumerate(axes.ravel()):
+    for k in np.flatnonzero(mnist1d.y_train == label)[:3]:
+        ax.plot(mnist1d.X_train[k], lw=1)
+    ax.set_title(f"class {label}", fontsize=9)
+fig.suptitle("MNIST-1D: three training examples per class", y=1.02)
 plt.show()
 
 # %% [markdown]
@@ -214,14 +311,63 @@ plt.show()
 # actually taken is $\mathrm{fl}(\theta_i + h) - \theta_i$, not exactly $h$; the
 # helper divides by the step it really took.)
 
-# %% nbgrader={"grade": false, "grade_id": "module-base", "locked": true, "schema_version": 3, "solution": false}
-#| export
-def _is_int(value) -> bool:
+# %% [markdown]
+# ### The support layer: validation and timing, in one place
+#
+# The checks, and the way we time code, live in **one** exported module,
+# `tinytorch.support`, which every later module imports (`from tinytorch.support
+# import validate_int, median_times_ms`). One copy means one behaviour: the same
+# bad input gives the same message in module 01 and in module 05.
+#
+# Checking costs time, though. `np.isfinite(x).all()` reads the whole input,
+# and a layer that checks *every* call pays for it on every forward pass. For a
+# ReLU that is as much work as the ReLU itself, so a latency table measured with
+# checks on partly measures the checks. Like PyTorch's `torch.inference_mode()`,
+# `with inference_mode():` turns the per-call checks (and the caching that only
+# backward needs) off; `predict` validates its input once and then runs the model
+# that way, and `median_times_ms` times a dict of callables interleaved (one of
+# each per round, so a slow spell of a shared machine hits all of them alike)
+# and reports medians. Every latency table of the course goes through these two.
+
+# %% nbgrader={"grade": false, "grade_id": "support", "locked": true, "schema_version": 3, "solution": false}
+#| export support
+import contextlib
+import math
+import numbers
+import time
+
+import numpy as np
+
+_INFERENCE = [False]  # one flag for the whole package; set only by inference_mode()
+
+
+@contextlib.contextmanager
+def inference_mode():
+    """Inside this block layers skip their per-call input checks and keep nothing for backward:
+    the path used to measure latency. Validate the input once before entering it."""
+    previous = _INFERENCE[0]
+    _INFERENCE[0] = True
+    try:
+        yield
+    finally:
+        _INFERENCE[0] = previous
+
+
+def is_inference() -> bool:
+    """True inside `inference_mode()`."""
+    return _INFERENCE[0]
+
+
+def is_int(value) -> bool:
+    """An int or numpy integer, but not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _check_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
-    """x must be a non-empty, finite, floating-point ndarray (of rank ndim when given)."""
+def validate_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
+    """x must be a non-empty, finite, floating-point ndarray (of rank ndim when given).
+    Skipped inside inference_mode()."""
+    if _INFERENCE[0]:
+        return x
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
     if not np.issubdtype(x.dtype, np.floating):
@@ -235,7 +381,31 @@ def _check_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
     return x
 
 
-def _check_labels(labels, name: str, n: int | None = None, n_classes: int | None = None) -> np.ndarray:
+def validate_weights(weights, name="weights", ndim=None, min_ndim=1):
+    """Return `weights` as a numpy array of real numbers, or raise TypeError/ValueError naming `name`.
+    Checks: numeric (integer or floating, not bool/complex/object) dtype, the rank (`ndim` exactly,
+    or at least `min_ndim`), non-empty, and only finite values."""
+    if isinstance(weights, np.ndarray):
+        arr = weights
+    else:
+        try:
+            arr = np.asarray(weights)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be a numpy array of real numbers, got {type(weights).__name__}") from exc
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{name} must hold real numbers (integer or floating dtype), got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
+    if ndim is None and min_ndim is not None and arr.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def validate_labels(labels, name: str, n: int | None = None, n_classes: int | None = None) -> np.ndarray:
     """labels must be a 1-D integer ndarray (of length n; values in [0, n_classes) when given)."""
     if not isinstance(labels, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(labels).__name__}")
@@ -253,15 +423,36 @@ def _check_labels(labels, name: str, n: int | None = None, n_classes: int | None
     return labels
 
 
-def _check_positive_int(value, name: str) -> int:
-    if not _is_int(value):
+def validate_sparsity(sparsity, name="sparsity"):
+    """Return `sparsity` as a float in [0, 1], or raise TypeError/ValueError naming `name`."""
+    if isinstance(sparsity, (bool, np.bool_)) or not isinstance(sparsity, numbers.Real):
+        raise TypeError(f"{name} must be a real number in [0, 1], got {sparsity!r} ({type(sparsity).__name__})")
+    value = float(sparsity)
+    if not (0.0 <= value <= 1.0):  # also false for NaN
+        raise ValueError(f"{name} must be in [0, 1], got {sparsity!r}")
+    return value
+
+
+def validate_int(value, name, minimum=None):
+    """Return `value` as a Python int (at least `minimum` when given), or raise naming `name`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def validate_positive_int(value, name: str) -> int:
+    """An int > 0 (TypeError for other types, ValueError for <= 0)."""
+    if not is_int(value):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
     return int(value)
 
 
-def _check_positive_float(value, name: str) -> float:
+def validate_positive_float(value, name: str) -> float:
+    """A finite real number > 0."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if not (math.isfinite(float(value)) and float(value) > 0):
@@ -269,15 +460,64 @@ def _check_positive_float(value, name: str) -> float:
     return float(value)
 
 
-def _make_rng(seed) -> np.random.Generator:
+def validate_mask(mask, shape, name="mask"):
+    """Return `mask` as an array of 0/1 values of the given shape, or raise naming `name`."""
+    mask = validate_weights(mask, name)
+    if mask.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {mask.shape}")
+    if not np.all((mask == 0) | (mask == 1)):
+        raise ValueError(f"{name} must hold only 0 and 1")
+    return mask
+
+
+def make_rng(seed) -> np.random.Generator:
     """seed: a non-negative int or a np.random.Generator (never the global state)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if not _is_int(seed):
+    if not is_int(seed):
         raise TypeError(f"seed must be an int or a np.random.Generator, got {type(seed).__name__}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     return np.random.default_rng(int(seed))
+
+
+def mean_and_spread(values) -> tuple[float, float]:
+    """(mean, sample standard deviation with ddof=1) of per-seed results; spread 0.0 for one value.
+    Every comparison of the course reports its seeds this way."""
+    arr = validate_weights(np.asarray(values, dtype=np.float64), "values", ndim=1)
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def median_times_ms(fns, repeats=20, warmup=3):
+    """Median wall time in milliseconds of each callable in the dict `fns`, run interleaved (one of
+    each per round) after `warmup` untimed rounds, so a slow spell of a shared machine hits all alike.
+    Wrap model calls in inference_mode() (or call predict) so that checks are not timed."""
+    if not isinstance(fns, dict) or not fns or not all(callable(f) for f in fns.values()):
+        raise TypeError(f"fns must be a non-empty dict of callables, got {fns!r}")
+    repeats = validate_int(repeats, "repeats", 1)
+    warmup = validate_int(warmup, "warmup", 0)
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    samples = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, f in fns.items():
+            start = time.perf_counter()
+            f()
+            samples[name].append(time.perf_counter() - start)
+    return {name: 1e3 * float(np.median(times)) for name, times in samples.items()}
+
+
+# %% nbgrader={"grade": false, "grade_id": "module-base", "locked": true, "schema_version": 3, "solution": false}
+#| export
+try:  # in the package the checks live in tinytorch.support; in this notebook the cell above defined them
+    from .support import (inference_mode, is_inference, is_int, make_rng, validate_float_array,
+                          validate_labels, validate_positive_float, validate_positive_int)
+except ImportError:
+    pass
+_is_int, _make_rng = is_int, make_rng
+_check_float_array, _check_labels = validate_float_array, validate_labels
+_check_positive_int, _check_positive_float = validate_positive_int, validate_positive_float
 
 
 def _child_seeds(seed, count: int) -> list[int]:
@@ -620,6 +860,8 @@ class ReLU(Module):
         return "ReLU()"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if is_inference():  # no check, nothing kept for backward: one pass over x
+            return np.maximum(x, np.zeros((), dtype=x.dtype))
         x = _check_float_array(x, "x")
         self._mask = x > 0
         return np.where(self._mask, x, np.zeros((), dtype=x.dtype))
@@ -1285,11 +1527,12 @@ def _check_model(model) -> None:
 
 
 def predict(model: Module, X: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Logits of model on X, computed in batches."""
+    """Logits of model on X, computed in batches: X is validated once, then the model runs in
+    inference_mode() (no per-layer checks). This is the path to time."""
     _check_model(model)
     X = _check_float_array(X, "X")
     batch_size = _check_positive_int(batch_size, "batch_size")
-    with _one_blas_thread():
+    with _one_blas_thread(), inference_mode():  # X checked once above; the layers skip their checks
         return np.concatenate([model.forward(X[start:start + batch_size])
                                for start in range(0, len(X), batch_size)])
 
@@ -1348,11 +1591,12 @@ def train(model: Module, X: np.ndarray, y: np.ndarray, epochs: int, lr: float, b
     return history
 
 
-def make_mlp(seed=0, hidden: tuple[int, ...] = (128, 64)) -> Sequential:
-    """MLP for flattened 8x8 digits: Linear(64, h1), ReLU, ..., Linear(h_last, 10)."""
+def make_mlp(seed=0, hidden: tuple[int, ...] = (128, 64), in_features: int = 64) -> Sequential:
+    """MLP for flat inputs (64 for the 8x8 digits, 40 for MNIST-1D): Linear(in_features, h1), ReLU,
+    ..., Linear(h_last, 10)."""
     if not (isinstance(hidden, (tuple, list)) and len(hidden) > 0):
         raise ValueError(f"hidden must be a non-empty tuple of layer widths, got {hidden!r}")
-    widths = [64] + [_check_positive_int(h, "hidden") for h in hidden] + [10]
+    widths = [_check_positive_int(in_features, "in_features")] + [_check_positive_int(h, "hidden") for h in hidden] + [10]
     seeds = _child_seeds(seed, len(widths) - 1)
     layers: list[Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
@@ -1482,6 +1726,200 @@ print(f"{'model':<5} {'parameters':>10} {'FLOPs/sample':>13} {'train s':>8} {'te
 for name, model, shape, seconds, acc in [("MLP", mlp, (64,), mlp_seconds, mlp_test_acc),
                                          ("CNN", cnn, (1, 8, 8), cnn_seconds, cnn_test_acc)]:
     print(f"{name:<5} {model.num_parameters():>10} {count_flops(model, shape):>13} {seconds:>8.1f} {acc:>14.2%}")
+
+# %% [markdown]
+# ## Appendix: batch normalisation and residual blocks (given; used from module 08 on)
+#
+# **Batch normalisation** (Ioffe & Szegedy, 2015) standardises every channel over the batch
+# and then rescales it with two learned vectors, $\gamma$ (`weight`) and $\beta$ (`bias`):
+# $$\hat x = \frac{x - \mu_B}{\sqrt{\sigma_B^2 + \epsilon}}, \qquad y = \gamma\,\hat x + \beta .$$
+# `BatchNorm1d` takes `(N, C)` and averages over the batch; `BatchNorm2d` takes `(N, C, H, W)`
+# and averages over batch and positions. In training mode it uses the batch's statistics and
+# keeps exponential running averages (`momentum` 0.1, the unbiased variance, as PyTorch does);
+# after `eval()` it uses those running averages, so a single sample gives a fixed answer.
+# With $m$ values per channel and $G = \partial L/\partial y$, the backward pass in training mode is
+# $$\frac{\partial L}{\partial x} = \frac{\gamma}{m\sqrt{\sigma_B^2+\epsilon}}
+#   \Big(m\,G - \textstyle\sum G - \hat x \sum G\,\hat x\Big),\quad
+#   \frac{\partial L}{\partial \gamma} = \textstyle\sum G\,\hat x,\quad
+#   \frac{\partial L}{\partial \beta} = \textstyle\sum G .$$
+# $\gamma$ and $\beta$ are ordinary parameters (optimisers and `state_dict` see them); the running
+# statistics are *buffers*: not trained and not in `state_dict` (copy a model with
+# `copy.deepcopy` to keep them). `set_train_mode(model, False)` switches every BatchNorm inside a
+# model to evaluation mode; the given `train` does not do it for you.
+#
+# A **residual block** `Residual(branch, shortcut=None)` returns `branch(x) + shortcut(x)` (the
+# identity when `shortcut` is None; He et al., 2016). The gradient reaching the input is the
+# sum of the gradients through both paths. Its parameters are named `branch.<name>` and
+# `shortcut.<name>`.
+
+# %% nbgrader={"grade": false, "grade_id": "batchnorm-residual", "locked": true, "schema_version": 3, "solution": false}
+#| export
+class _BatchNorm(Module):
+    """Shared code of BatchNorm1d/2d: statistics per channel (axis 1) over all other axes."""
+
+    _param_names = ("weight", "bias")
+    _ndim = 2
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
+        self.num_features = _check_positive_int(num_features, "num_features")
+        self.eps = _check_positive_float(eps, "eps")
+        self.momentum = _check_positive_float(momentum, "momentum")
+        if self.momentum > 1:
+            raise ValueError(f"momentum must lie in (0, 1], got {momentum!r}")
+        self.weight = np.ones(self.num_features, dtype=np.float32)
+        self.bias = np.zeros(self.num_features, dtype=np.float32)
+        self.grad_weight = np.zeros_like(self.weight)
+        self.grad_bias = np.zeros_like(self.bias)
+        self.running_mean = np.zeros(self.num_features, dtype=np.float32)
+        self.running_var = np.ones(self.num_features, dtype=np.float32)
+        self.training = True
+        self._cache = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.num_features}, eps={self.eps}, momentum={self.momentum})"
+
+    def train(self, mode: bool = True) -> "_BatchNorm":
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> "_BatchNorm":
+        return self.train(False)
+
+    def _per_channel(self, v: np.ndarray) -> np.ndarray:
+        return v.reshape((1, -1) + (1,) * (self._ndim - 2))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if is_inference() and not self.training:  # no check, nothing kept: one affine map per channel
+            scale = self.weight / np.sqrt(self.running_var + self.eps)
+            shift = self.bias - self.running_mean * scale
+            return x * self._per_channel(scale.astype(x.dtype)) + self._per_channel(shift.astype(x.dtype))
+        x = _check_float_array(x, "x", ndim=self._ndim)
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"x must have {self.num_features} channels (num_features), got shape {x.shape}")
+        axes = (0,) + tuple(range(2, self._ndim))
+        count = x.size // self.num_features
+        if self.training:
+            if count < 2:
+                raise ValueError(f"x must hold more than one value per channel in training mode, got shape {x.shape}")
+            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            m = self.momentum
+            self.running_mean[...] = (1 - m) * self.running_mean + m * mean
+            self.running_var[...] = (1 - m) * self.running_var + m * var * (count / (count - 1))
+        else:
+            mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
+        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
+        x_hat = (x - self._per_channel(mean)) * self._per_channel(inv_std)
+        self._cache = (x_hat, inv_std, axes, count, self.training)
+        return (x_hat * self._per_channel(self.weight.astype(x.dtype))
+                + self._per_channel(self.bias.astype(x.dtype)))
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        self._need_forward(self._cache)
+        x_hat, inv_std, axes, count, training = self._cache
+        grad_out = self._check_grad(grad_out, x_hat.shape)
+        sum_g, sum_g_xhat = grad_out.sum(axis=axes), (grad_out * x_hat).sum(axis=axes)
+        self.grad_weight += sum_g_xhat.astype(np.float32)
+        self.grad_bias += sum_g.astype(np.float32)
+        scale = self._per_channel((self.weight * inv_std).astype(grad_out.dtype))
+        if not training:  # running statistics are constants: an affine map per channel
+            return grad_out * scale
+        return scale / count * (count * grad_out - self._per_channel(sum_g) - x_hat * self._per_channel(sum_g_xhat))
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) features; gamma = weight, beta = bias."""
+
+    _ndim = 2
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) feature maps per channel; gamma = weight, beta = bias."""
+
+    _ndim = 4
+
+
+class Residual(Module):
+    """y = branch(x) + shortcut(x) (identity shortcut when None); both must give the same shape."""
+
+    def __init__(self, branch: Module, shortcut: Module | None = None):
+        if not isinstance(branch, Module):
+            raise TypeError(f"branch must be a Module, got {type(branch).__name__}")
+        if shortcut is not None and not isinstance(shortcut, Module):
+            raise TypeError(f"shortcut must be a Module or None, got {type(shortcut).__name__}")
+        self.branch, self.shortcut = branch, shortcut
+
+    def __repr__(self) -> str:
+        inner = "\n".join("  " + line for line in f"branch={self.branch!r},\nshortcut={self.shortcut!r}".split("\n"))
+        return f"Residual(\n{inner}\n)"
+
+    def _paths(self):
+        return [("branch", self.branch)] + ([] if self.shortcut is None else [("shortcut", self.shortcut)])
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not is_inference():
+            x = _check_float_array(x, "x")
+        out = self.branch.forward(x)
+        skip = x if self.shortcut is None else self.shortcut.forward(x)
+        if out.shape != skip.shape:
+            raise ValueError(f"branch output {out.shape} and shortcut output {skip.shape} must have the same shape")
+        return out + skip
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        grad_x = self.branch.backward(grad_out)
+        return grad_x + (grad_out if self.shortcut is None else self.shortcut.backward(grad_out))
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {f"{path}.{name}": p for path, m in self._paths() for name, p in m.parameters().items()}
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        return {f"{path}.{name}": g for path, m in self._paths() for name, g in m.gradients().items()}
+
+
+def iter_modules(model: Module):
+    """Yield (name, module) for model and every module inside it, depth first ('' is the model);
+    names follow the parameter names ('3.branch.0')."""
+    _check_model(model)
+    stack = [("", model)]
+    while stack:
+        name, module = stack.pop()
+        yield name, module
+        if isinstance(module, Sequential):
+            children = [(str(i), m) for i, m in enumerate(module.layers)]
+        elif isinstance(module, Residual):
+            children = module._paths()
+        else:
+            children = []
+        stack.extend((f"{name}.{child}" if name else child, m) for child, m in reversed(children))
+
+
+def set_train_mode(model: Module, training: bool = True) -> Module:
+    """Put every BatchNorm in model into training (True) or evaluation (False) mode; returns model."""
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"training must be a bool, got {type(training).__name__}")
+    for _, module in iter_modules(model):
+        if isinstance(module, _BatchNorm):
+            module.train(bool(training))
+    return model
+
+
+# %% [markdown]
+# A quick check of both against finite differences on float64 input (module 08 and the package
+# tests compare them with PyTorch as well):
+
+# %%
+bn_check = BatchNorm2d(3)
+bn_rng = np.random.default_rng(5)
+bn_check.weight[...] = bn_rng.uniform(0.5, 1.5, 3)
+bn_x = bn_rng.normal(size=(4, 3, 2, 2))
+bn_g = bn_rng.normal(size=bn_x.shape)
+res_check = Residual(Sequential(Linear(6, 6, seed=1), ReLU(), Linear(6, 6, seed=2)))
+res_x = bn_rng.normal(size=(5, 6))
+res_g = bn_rng.normal(size=(5, 6))
+for label, layer, x_in, g_in in [("BatchNorm2d", bn_check, bn_x, bn_g), ("Residual", res_check, res_x, res_g)]:
+    layer.forward(x_in)
+    analytic = layer.backward(g_in)
+    numeric = numerical_gradient(lambda: float(np.sum(g_in * layer.forward(x_in))), x_in, eps=1e-5)
+    print(f"{label}: max |dL/dx - finite difference| = {np.abs(analytic - numeric).max():.2e}")
 
 # %% [markdown]
 # ## Summary

@@ -47,7 +47,8 @@ import time
 
 import numpy as np
 
-from tinytorch.prune import MagnitudePruner, magnitude_mask, validate_int
+from tinytorch.prune import MagnitudePruner, magnitude_mask
+from tinytorch.support import validate_int
 
 # %% nbgrader={"grade": false, "grade_id": "notebook-imports", "locked": true, "schema_version": 3, "solution": false}
 # Used by this notebook only (not exported).
@@ -833,26 +834,8 @@ for _bad, _exc in ((np.ones((5, 2)), ValueError), (np.ones(6), ValueError), (np.
 
 # %% nbgrader={"grade": false, "grade_id": "timing-helper", "locked": true, "schema_version": 3, "solution": false}
 #| export
-def median_times_ms(fns, repeats=20, warmup=3):
-    """Median wall time in milliseconds of each callable in the dict `fns`.
-
-    The callables run interleaved (one of each per round) after `warmup` untimed rounds, so a
-    slow spell of a shared machine hits all of them alike."""
-    if not isinstance(fns, dict) or not fns or not all(callable(f) for f in fns.values()):
-        raise TypeError(f"fns must be a non-empty dict of callables, got {fns!r}")
-    repeats = validate_int(repeats, "repeats", 1)
-    warmup = validate_int(warmup, "warmup", 0)
-    for _ in range(warmup):
-        for f in fns.values():
-            f()
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, f in fns.items():
-            start = time.perf_counter()
-            f()
-            samples[name].append(time.perf_counter() - start)
-    return {name: 1e3 * float(np.median(times)) for name, times in samples.items()}
-
+# The course's one timing helper lives in tinytorch.support (module 00): medians of interleaved runs.
+from tinytorch.support import median_times_ms
 
 # %%
 def speedup_sweep(n, sparsities, batches=(1, 32), repeats=7, seed=0):

@@ -59,8 +59,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from tinytorch.nn import evaluate
-from tinytorch.prune import (MagnitudePruner, analyze_weight_redundancy, magnitude_mask, validate_mask,
-                             validate_sparsity, validate_weights)
+from tinytorch.prune import MagnitudePruner, analyze_weight_redundancy, magnitude_mask
+from tinytorch.support import validate_mask, validate_sparsity, validate_weights
 from tinytorch.sparse import CSRMatrix, SparseLinear
 
 # %% nbgrader={"grade": false, "grade_id": "notebook-imports", "locked": true, "schema_version": 3, "solution": false}
