@@ -89,7 +89,8 @@ import numpy as np
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Digits:
-    """The digits split: X float32 in [0, 1] of shape (n, 64), y int64 labels 0..9."""
+    """A train/test split of a ten-class data set: X float32 of shape (n, features), y int64 labels 0..9.
+    The 8x8 digits have 64 features in [0, 1]; MNIST-1D (load_mnist1d) has 40 real-valued ones."""
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -170,6 +171,71 @@ def iterate_minibatches(X: np.ndarray, y: np.ndarray, batch_size: int, rng=None)
     return batches()
 
 
+_MNIST1D_TEMPLATE_POINTS = 12
+_MNIST1D_CANVAS = 60
+
+
+def _mnist1d_templates() -> np.ndarray:
+    """Ten one-dimensional shapes of 12 points, one per class, in [-1, 1]."""
+    u = np.linspace(0.0, 1.0, _MNIST1D_TEMPLATE_POINTS)
+    bump = lambda centre, width: np.exp(-((u - centre) / width) ** 2)
+    return np.stack([
+        np.sin(2 * np.pi * u),                                  # 0: one full wave
+        -np.sin(2 * np.pi * u),                                 # 1: the same wave upside down
+        bump(0.5, 0.18),                                        # 2: one bump
+        bump(0.25, 0.12) + bump(0.75, 0.12),                    # 3: two bumps
+        2 * u - 1,                                              # 4: a rising ramp
+        np.where(u < 0.5, 1.0, -1.0),                           # 5: a step down
+        np.sin(4 * np.pi * u),                                  # 6: two waves
+        -bump(0.5, 0.18),                                       # 7: one dip
+        np.abs(4 * u - 2) - 1,                                  # 8: a V
+        np.where((u >= 0.33) & (u < 0.66), 1.0, -1.0),          # 9: a plateau
+    ])
+
+
+def _mnist1d_examples(n: int, rng: np.random.Generator, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """n examples, classes balanced (counts differ by at most one), in random order."""
+    templates = _mnist1d_templates()
+    y = rng.permutation(np.arange(n) % 10)
+    grid = np.arange(_MNIST1D_CANVAS, dtype=np.float64)
+    out_grid = np.linspace(0.0, _MNIST1D_CANVAS - 1, length)
+    kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
+    kernel /= np.sqrt(np.sum(kernel ** 2))  # smoothed noise keeps unit variance
+    X = np.empty((n, length))
+    for i in range(n):
+        width = int(rng.integers(18, 31))                        # stretch in time
+        shape = np.interp(np.linspace(0, _MNIST1D_TEMPLATE_POINTS - 1, width),
+                          np.arange(_MNIST1D_TEMPLATE_POINTS), templates[y[i]])
+        signal = np.zeros(_MNIST1D_CANVAS)
+        start = int(rng.integers(0, _MNIST1D_CANVAS - width + 1))  # shift
+        signal[start:start + width] = shape * rng.uniform(0.6, 1.4)  # amplitude
+        signal += rng.uniform(-0.02, 0.02) * (grid - _MNIST1D_CANVAS / 2)  # shear (a slope)
+        signal += 0.25 * np.convolve(rng.standard_normal(_MNIST1D_CANVAS + 12), kernel,
+                                     mode="valid")[:_MNIST1D_CANVAS]  # correlated noise
+        X[i] = np.interp(out_grid, grid, signal) + 0.1 * rng.standard_normal(length)  # resample, white noise
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def load_mnist1d(seed: int = 0, n_train: int = 4000, n_test: int = 2000, length: int = 40) -> Digits:
+    """MNIST-1D-style data generated here, offline: ten 1-D template shapes, each example
+    stretched, shifted, scaled, sheared and noised, then resampled to `length` points.
+    Deterministic in seed; never touches numpy's global random state. Train and test come from
+    independent streams, so n_test does not change the training set."""
+    for value, name in ((seed, "seed"), (n_train, "n_train"), (n_test, "n_test"), (length, "length")):
+        if not _is_int(value):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    for value, name in ((n_train, "n_train"), (n_test, "n_test")):
+        if value < 10:
+            raise ValueError(f"{name} must be >= 10 so that every class appears, got {value}")
+    if not 8 <= length <= 4 * _MNIST1D_CANVAS:
+        raise ValueError(f"length must lie in [8, {4 * _MNIST1D_CANVAS}], got {length}")
+    X_train, y_train = _mnist1d_examples(int(n_train), np.random.default_rng([int(seed), 0]), int(length))
+    X_test, y_test = _mnist1d_examples(int(n_test), np.random.default_rng([int(seed), 1]), int(length))
+    return Digits(X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test)
+
+
 # %%
 digits = load_digits_split(test_fraction=0.25, seed=0)
 print(digits)
@@ -188,6 +254,37 @@ for label in range(10):
         axes[row, label].set_axis_off()
     axes[0, label].set_title(str(label))
 fig.suptitle("Two training examples per class (8×8 pixels)", y=1.02)
+plt.show()
+
+# %% [markdown]
+# ### A harder data set: MNIST-1D, generated here
+#
+# The digits are *easy*: a small MLP gets most of the 450 test images right, so
+# one image is worth 0.22 points and two methods rarely differ by more than a
+# couple of images. Later modules compare pruning methods, and a comparison on
+# data where everything scores the same teaches nothing.
+#
+# `load_mnist1d` builds a data set in the spirit of Greydanus's MNIST-1D (2020):
+# ten short one-dimensional shapes (a wave, a bump, a ramp, a step, …), and
+# every example is one of them **stretched** in time, **shifted**, **scaled**,
+# **sheared** (a random slope added), covered in smooth *correlated* noise plus
+# a little white noise, and resampled to 40 points. A linear model gets about a
+# third of it right, an MLP around two thirds, and a model that knows about
+# shifts (a convolution) much more: capacity and structure matter here, which is
+# exactly what pruning takes away. It is generated locally from a seed (no
+# download, no global random state), with 4000 training and 2000 test examples
+# (one test example = 0.05 points) and the classes balanced.
+
+# %%
+mnist1d = load_mnist1d(seed=0)
+print(mnist1d)
+print("train class counts:", np.bincount(mnist1d.y_train))
+fig, axes = plt.subplots(2, 5, figsize=(10, 3.2), sharex=True, sharey=True)
+for label, ax in enumerate(axes.ravel()):
+    for k in np.flatnonzero(mnist1d.y_train == label)[:3]:
+        ax.plot(mnist1d.X_train[k], lw=1)
+    ax.set_title(f"class {label}", fontsize=9)
+fig.suptitle("MNIST-1D: three training examples per class", y=1.02)
 plt.show()
 
 # %% [markdown]
@@ -1348,11 +1445,12 @@ def train(model: Module, X: np.ndarray, y: np.ndarray, epochs: int, lr: float, b
     return history
 
 
-def make_mlp(seed=0, hidden: tuple[int, ...] = (128, 64)) -> Sequential:
-    """MLP for flattened 8x8 digits: Linear(64, h1), ReLU, ..., Linear(h_last, 10)."""
+def make_mlp(seed=0, hidden: tuple[int, ...] = (128, 64), in_features: int = 64) -> Sequential:
+    """MLP for flat inputs (64 for the 8x8 digits, 40 for MNIST-1D): Linear(in_features, h1), ReLU,
+    ..., Linear(h_last, 10)."""
     if not (isinstance(hidden, (tuple, list)) and len(hidden) > 0):
         raise ValueError(f"hidden must be a non-empty tuple of layer widths, got {hidden!r}")
-    widths = [64] + [_check_positive_int(h, "hidden") for h in hidden] + [10]
+    widths = [_check_positive_int(in_features, "in_features")] + [_check_positive_int(h, "hidden") for h in hidden] + [10]
     seeds = _child_seeds(seed, len(widths) - 1)
     layers: list[Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
