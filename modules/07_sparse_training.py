@@ -561,8 +561,8 @@ class DynamicSparsity:
         self.sparsity = validate_sparsity(sparsity)
         if self.sparsity == 1.0:
             raise ValueError("sparsity must be below 1: a layer needs at least some connections")
-        cosine_drop_fraction(0, alpha, end_step)  # validates alpha and end_step
-        self.alpha, self.end_step = float(alpha), int(end_step)
+        self.alpha = validate_sparsity(alpha, "alpha")
+        self.end_step = validate_int(end_step, "end_step", minimum=1)
         self.delta_t = validate_int(delta_t, "delta_t", minimum=1)
         self.method, self.distribution = method, distribution
         params = model.parameters()
