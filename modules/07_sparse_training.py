@@ -1116,24 +1116,23 @@ for _kw, _exc in [({"final_sparsity": 1.5}, ValueError), ({"frequency": 0}, Valu
 #
 # The pretrained model: the MLP trained on the examples of classes 0-4 only. The new
 # task: classes 5-9 (relabelled 0-4), with a fresh output layer. Fine-tuning trains all
-# layers for `FT_EPOCHS` epochs and prunes the two hidden weight matrices (the fresh
-# output layer stays dense) on the cubic schedule from the first step to two thirds of
-# the run, either by magnitude (module 04's `GradualPruner`, per layer) or by movement
-# (`MovementPruner`): the same schedule, the same steps, the same data order, so the
-# same training FLOPs. A dense fine-tuning run is the reference.
+# layers and prunes the two hidden weight matrices (the fresh output layer stays
+# dense) on the cubic schedule from the first step to two thirds of the run, either by
+# magnitude (module 04's `GradualPruner`, per layer) or by movement (`MovementPruner`):
+# the same schedule, the same steps, the same data order, so the same training FLOPs.
+# We run two fine-tuning lengths, because how long the weights have to move is exactly
+# what movement pruning depends on. A dense fine-tuning run is the reference.
 
 # %%
 movement_start = time.perf_counter()
-PRE_EPOCHS, FT_EPOCHS = 6, 6
+PRE_EPOCHS, FT_LENGTHS = 6, (6, 12)
 MP_SPARSITIES = (0.9, 0.97)
 BODY = ["0.weight", "2.weight"]
 is_a_train, is_a_test = y_train < 5, y_test < 5
 Xa, ya = X_train[is_a_train], y_train[is_a_train]
 Xb, yb, Xb_test, yb_test = X_train[~is_a_train], y_train[~is_a_train] - 5, X_test[~is_a_test], y_test[~is_a_test] - 5
-ft_steps = FT_EPOCHS * math.ceil(len(Xb) / BATCH)
-schedule = dict(begin_step=0, end_step=(2 * ft_steps) // 3, frequency=max(1, ft_steps // 30))
 print(f"pretraining on {len(Xa)} examples of classes 0-4 for {PRE_EPOCHS} epochs; fine-tuning on {len(Xb)} examples "
-      f"of classes 5-9 for {FT_EPOCHS} epochs ({ft_steps} steps), pruning {BODY} with {schedule}")
+      f"of classes 5-9 for {' or '.join(map(str, FT_LENGTHS))} epochs, pruning {BODY}")
 
 pretrained = {}
 for seed in SEEDS:
@@ -1142,59 +1141,70 @@ for seed in SEEDS:
     pretrained[seed] = net.state_dict()
 
 
-def fine_tune(seed, pruner=None):
+def fine_tune(seed, epochs, pruner=None):
     net = make_net(seed, n_out=5)
     state = pretrained[seed]
     net.load_state_dict({**net.state_dict(), **{k: v for k, v in state.items() if not k.startswith("4.")}})
-    train(net, Xb, yb, epochs=FT_EPOCHS, lr=LR / 2, batch_size=BATCH, seed=seed + 500,
+    train(net, Xb, yb, epochs=epochs, lr=LR / 2, batch_size=BATCH, seed=seed + 500,
           after_step=None if pruner is None else pruner.after_step)
     zeros = sum(int((net.parameters()[n] == 0).sum()) for n in BODY) / sum(net.parameters()[n].size for n in BODY)
     return evaluate(net, Xb_test, yb_test), zeros
 
 
 ft_runs = []
-for seed in SEEDS:
-    acc, reached = fine_tune(seed)
-    ft_runs.append({"method": "dense fine-tuning", "sparsity": 0.0, "seed": seed, "accuracy": acc, "reached": reached})
-for target in MP_SPARSITIES:
+for epochs in FT_LENGTHS:
+    ft_steps = epochs * math.ceil(len(Xb) / BATCH)
+    schedule = dict(begin_step=0, end_step=(2 * ft_steps) // 3, frequency=max(1, ft_steps // 30))
+    print(f"{epochs} epochs = {ft_steps} steps, schedule {schedule}")
     for seed in SEEDS:
-        for method, pruner in [("magnitude", GradualPruner(final_sparsity=target, scope="local", names=BODY, **schedule)),
-                               ("movement", MovementPruner(final_sparsity=target, names=BODY, **schedule))]:
-            acc, reached = fine_tune(seed, pruner)
-            ft_runs.append({"method": method, "sparsity": target, "seed": seed, "accuracy": acc, "reached": reached})
+        acc, reached = fine_tune(seed, epochs)
+        ft_runs.append({"method": "dense fine-tuning", "epochs": epochs, "sparsity": 0.0, "seed": seed,
+                        "accuracy": acc, "reached": reached})
+    for target in MP_SPARSITIES:
+        for seed in SEEDS:
+            for method, pruner in [
+                    ("magnitude", GradualPruner(final_sparsity=target, scope="local", names=BODY, **schedule)),
+                    ("movement", MovementPruner(final_sparsity=target, names=BODY, **schedule))]:
+                acc, reached = fine_tune(seed, epochs, pruner)
+                ft_runs.append({"method": method, "epochs": epochs, "sparsity": target, "seed": seed,
+                                "accuracy": acc, "reached": reached})
 print(f"{len(ft_runs)} fine-tuning runs in {time.perf_counter() - movement_start:.1f} s")
 
 # %%
 n_b = len(Xb_test)
 
 
-def ft_summary(method, sparsity):
-    accs = np.array([r["accuracy"] for r in ft_runs if r["method"] == method and r["sparsity"] == sparsity])
-    return accs.mean(), accs.min(), accs.max()
+def ft_select(method, epochs, sparsity):
+    return [r for r in ft_runs if r["method"] == method and r["epochs"] == epochs and r["sparsity"] == sparsity]
 
 
-print(f"fine-tuned on classes 5-9, {n_b} test examples, seeds {SEEDS}, {FT_EPOCHS} epochs each")
-print(f"{'method':<18} {'target':>6} {'reached':>8} {'mean acc':>9} {'correct':>8} {'spread (min-max)':>22}")
-for method, sparsity in [("dense fine-tuning", 0.0)] + [(m, s) for s in MP_SPARSITIES for m in ("magnitude", "movement")]:
-    mean, lo, hi = ft_summary(method, sparsity)
-    reached = np.mean([r["reached"] for r in ft_runs if r["method"] == method and r["sparsity"] == sparsity])
-    print(f"{method:<18} {sparsity:>6.0%} {reached:>8.2%} {mean:>9.2%} {mean * n_b:>8.1f} "
-          f"{f'{lo:.2%}-{hi:.2%} ({(hi - lo) * n_b:.0f} ex)':>22}")
-for sparsity in MP_SPARSITIES:
-    gap = ft_summary("movement", sparsity)[0] - ft_summary("magnitude", sparsity)[0]
-    wins = sum(r1["accuracy"] > r2["accuracy"] for r1 in ft_runs for r2 in ft_runs
-               if r1["method"] == "movement" and r2["method"] == "magnitude" and r1["sparsity"] == r2["sparsity"] == sparsity
-               and r1["seed"] == r2["seed"])
-    print(f"at {sparsity:.0%}: movement - magnitude = {100 * gap:+.2f} pt ({gap * n_b:+.1f} ex); "
-          f"movement ahead on {wins} of {len(SEEDS)} seeds")
+print(f"fine-tuned on classes 5-9, {n_b} test examples, seeds {SEEDS}")
+print(f"{'method':<18} {'epochs':>6} {'target':>6} {'reached':>8} {'mean acc':>9} {'correct':>8} {'spread (min-max)':>22}")
+for epochs in FT_LENGTHS:
+    for method, sparsity in [("dense fine-tuning", 0.0)] + [(m, s) for s in MP_SPARSITIES
+                                                           for m in ("magnitude", "movement")]:
+        chosen = ft_select(method, epochs, sparsity)
+        accs = np.array([r["accuracy"] for r in chosen])
+        print(f"{method:<18} {epochs:>6} {sparsity:>6.0%} {np.mean([r['reached'] for r in chosen]):>8.2%} "
+              f"{accs.mean():>9.2%} {accs.mean() * n_b:>8.1f} "
+              f"{f'{accs.min():.2%}-{accs.max():.2%} ({(accs.max() - accs.min()) * n_b:.0f} ex)':>22}")
+for epochs in FT_LENGTHS:
+    for sparsity in MP_SPARSITIES:
+        mov = {r["seed"]: r["accuracy"] for r in ft_select("movement", epochs, sparsity)}
+        mag = {r["seed"]: r["accuracy"] for r in ft_select("magnitude", epochs, sparsity)}
+        gap = np.mean(list(mov.values())) - np.mean(list(mag.values()))
+        wins = sum(mov[s] > mag[s] for s in SEEDS)
+        print(f"{epochs:>2} epochs, {sparsity:.0%}: movement - magnitude = {100 * gap:+.2f} pt ({gap * n_b:+.1f} ex); "
+              f"movement ahead on {wins} of {len(SEEDS)} seeds")
 print(f"whole notebook: {time.perf_counter() - notebook_start:.1f} s")
 
 # %% [markdown]
 # Sanh et al. report that magnitude pruning is the better choice at low sparsity and
 # movement pruning at high sparsity, where most of the pretrained weights must go and
-# keeping the ones the new task needs matters most. The two lines above say, for this
-# small network and these seeds, at which of our two sparsities movement is ahead and
-# on how many seeds; the spreads in the table say how much a single seed can move.
+# keeping the ones the new task needs matters most. The lines above say, for this
+# small network and these seeds, at which sparsity and fine-tuning length movement is
+# ahead and on how many seeds; compare the two lengths: the longer the fine-tuning,
+# the more the surviving weights can adapt whichever rule chose them.
 
 # %% [markdown]
 # ## Summary
