@@ -916,10 +916,10 @@ plt.show()
 # method. Read a difference against the spreads in the table: with three seeds, a gap
 # smaller than the spread is not a result.
 #
-# Where the time goes explains most of it. Prune-after-training spends half of $B$ on
-# dense epochs and has the rest for a sparse fine-tuning; SET and RigL spend all of $B$
-# at density $1 - s$, which buys them about $1/(1-s)$ times as many epochs as the dense
-# run (the `epochs` column). The dense run, for its part, is the dense network *this
+# Where the FLOPs go explains most of it. Prune-after-training spends half (or three
+# quarters) of $B$ on dense epochs and has the rest for a sparse fine-tuning; SET and
+# RigL spend all of $B$ at density $1 - s$, which buys them about $1/(1-s)$ times as
+# many epochs as the dense run (the `epochs` column). The dense run, for its part, is the dense network *this
 # budget* buys, not the best dense network: the last line, outside the comparison,
 # shows what three times the budget buys it.
 
