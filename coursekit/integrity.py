@@ -140,14 +140,15 @@ def plain_wrapped(source: str, helper: str) -> str:
 
 
 def defined_names(source: str) -> list[str]:
-    """Top-level functions, classes and imports a given cell defines."""
+    """Public top-level functions and classes, and the imports, a given cell defines (a
+    student's cell may rebind private helpers of its own; never what the tests call)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return []
     names = []
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
             names.append(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names += [(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"]

@@ -35,7 +35,8 @@ _PLAIN = (int, float, bool, complex, str, bytes, type(None), type, range, slice,
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 _DTYPES = tuple({type(_np.dtype(t)) for t in "?bhilqBHILQefdgFDGUSMmV"})
 _MODULE = type(_np)
-_TRUSTED = ("numpy", "pyopencl", "matplotlib", "tinytorch", "scipy")
+_TRUSTED = ("numpy", "pyopencl", "matplotlib", "tinytorch", "scipy", "onnx", "onnxruntime", "google")
+_ORDER = {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"}
 
 
 class Tampered(BaseException):
@@ -138,6 +139,12 @@ def _defined_outside_builtins(kind, name):
     return False
 
 
+def _generated(kind, name):
+    """Whether kind's `name` method is the one @dataclass wrote (not the student)."""
+    code = getattr(vars(kind).get(name), "__code__", None)
+    return code is not None and code.co_filename == "<string>"
+
+
 def plain(value, _depth=0):
     """Return value if it is plain data (or an object whose comparisons cannot lie), else raise."""
     kind = type(value)
@@ -168,6 +175,12 @@ def plain(value, _depth=0):
             and getattr(module, kind.__name__, None) is kind):
         return value
     lies = [n for n in _LIES if _defined_outside_builtins(kind, n)]
+    fields = getattr(kind, "__dataclass_fields__", None)
+    if fields and lies and set(lies) <= _ORDER and all(_generated(kind, n) for n in lies):
+        # a dataclass compares its fields as a tuple: they must be plain then
+        for name in fields:
+            plain(getattr(value, name, None), _depth + 1)
+        lies = []
     if lies or getattr(value, "__class__", kind) is not kind:
         raise Tampered(f"a graded cell read a {kind.__qualname__} that defines {', '.join(lies[:4]) or '__class__'}: "
                        "tests compare plain data (numbers, strings, numeric arrays, lists, dicts)")
