@@ -1780,10 +1780,10 @@ def print_roofline(rows, extra=None):
 
 big_table = []  # only the kernels this notebook may run (yours once their tests pass)
 for _k in filter(usable, SPMV_KERNELS):
-    big_table.append(roofline_row(kernels.time_spmv(dW_big, _k, warmup=2, repeat=5), f"spmv {_k}",
+    big_table.append(roofline_row(kernels.time_spmv(dW_big, _k, warmup=1, repeat=3), f"spmv {_k}",
                                   "ELL" if _k == "ell" else "CSR"))
 if usable("rowvec"):
-    big_table.append(roofline_row(kernels.time_spmm(dW_big, 32, "rowvec", warmup=2, repeat=5),
+    big_table.append(roofline_row(kernels.time_spmm(dW_big, 32, "rowvec", warmup=1, repeat=3),
                                   "spmm rowvec (batch 32)", "CSR"))
 print(f"W: {W_big.shape}, nnz = {W_big.nnz}; SpMV moves {spmv_traffic(*W_big.shape, W_big.nnz)['bytes'] / 2**20:.0f} "
       f"MiB under the model; memory roof {roof_gbs:.1f} GB/s, FMA peak {peak:.0f} GFLOP/s")
