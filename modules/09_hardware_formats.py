@@ -50,8 +50,8 @@ import numbers
 
 import numpy as np
 
-from tinytorch.kernels import (_GUARD, SparseKernels, cl, device_empty, get_kernel, round_up, time_events,
-                               to_device, validate_int)
+from tinytorch.kernels import (_GUARD, VECTOR_HELPERS, SparseKernels, cl, device_empty, get_kernel, round_up,
+                               time_events, to_device, validate_int)
 from tinytorch.sparse import CSRMatrix
 
 # %% nbgrader={"grade": false, "grade_id": "notebook-imports", "locked": true, "schema_version": 3, "solution": false}
@@ -698,15 +698,18 @@ for _args, _exc in [((np.ones((2, 4)), 2, 4), ValueError), ((np.ones((2, 6)), 2,
 # %% [markdown]
 # The OpenCL kernels for the packed form (given) decode each position with a shift and a
 # mask: `(codes[word] >> (BITS * (j % PER_WORD))) & FIELD_MASK`, with `N_KEEP`, `M_GROUP`,
-# `BITS`, `FIELD_MASK` and `PER_WORD` compiled in. `nm_spmv` gives each row a work-group whose lanes take
-# the kept values `lane, lane + lanes, ...` (consecutive values across lanes, as in the BSR
-# kernel) and adds the lanes' sums with a tree; `nm_spmm` follows `spmm_rowvec`, one row and
-# 32 batch columns per work-item. Every row has the same number of kept values, so every
+# `BITS`, `FIELD_MASK` and `PER_WORD` compiled in. For a GPU, `nm_spmv` gives each row a
+# work-group whose lanes take the kept values `lane, lane + lanes, ...` (consecutive values
+# across lanes, as in the BSR kernel) and adds the lanes' sums with a tree; for a CPU,
+# `nm_spmv_row` gives each work-item a row and, when a word holds 16 positions (2:4, 1:4),
+# decodes a whole word into 16 columns with vector shifts, like module 06's `spmv_simd`
+# with computed instead of loaded indices. `nm_spmm` follows `spmm_rowvec`, one row and 32
+# batch columns per work-item, loading each code word once for its `PER_WORD` values. Every row has the same number of kept values, so every
 # lane of every group runs the same loop: the regularity N:M was designed for.
 
 # %% nbgrader={"grade": false, "grade_id": "nm-kernels", "locked": true, "schema_version": 3, "solution": false}
 #| export
-NM_SOURCE = r"""
+NM_SOURCE = VECTOR_HELPERS + r"""
 inline int nm_column(__global const uint *codes, const int words, const int row, const int j)
 {
     const uint field = (codes[row * words + j / PER_WORD] >> (BITS * (j % PER_WORD))) & (uint)FIELD_MASK;
@@ -717,6 +720,7 @@ __kernel void nm_spmv(const int n_rows, const int kept, const int words,
                       __global const float *values, __global const uint *codes,
                       __global const float *x, __global float *y, __local float *partial)
 {
+    /* GPU shape: a work-group per row, lanes over the kept values, a tree at the end */
     const int row = get_group_id(0);
     const int lane = get_local_id(0);
     const int lanes = get_local_size(0);   /* a power of two */
@@ -734,20 +738,59 @@ __kernel void nm_spmv(const int n_rows, const int kept, const int words,
         y[row] = partial[0];
 }
 
+__kernel void nm_spmv_row(const int n_rows, const int kept, const int words,
+                          __global const float *values, __global const uint *codes,
+                          __global const float *x, __global float *y)
+{
+    /* CPU shape: a row per work-item; with 16 positions per word, one word decodes into an
+       int16 of columns (vector shifts) for a 16-wide load of values and gather of x */
+    const int row = get_global_id(0);
+    if (row >= n_rows)
+        return;
+    __global const float *v = values + row * kept;
+    float acc = 0.0f;
+    int j = 0;
+#if PER_WORD == 16
+    const int16 lane = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const uint16 shifts = as_uint16(lane) * (uint)BITS;
+    float16 acc16 = (float16)(0.0f);
+    for (; j + 16 <= kept; j += 16) {
+        const uint16 fields = ((uint16)(codes[row * words + j / 16]) >> shifts) & (uint16)(FIELD_MASK);
+        const int16 cols = ((int16)(j) + lane) / N_KEEP * M_GROUP + as_int16(fields);
+        acc16 = fma(vload16(0, v + j), GATHER16(x, cols), acc16);
+    }
+    const float8 a8 = acc16.lo + acc16.hi;
+    const float4 a4 = a8.lo + a8.hi;
+    const float2 a2 = a4.lo + a4.hi;
+    acc = a2.x + a2.y;
+#endif
+    for (; j < kept; ++j)
+        acc += v[j] * x[nm_column(codes, words, row, j)];
+    y[row] = acc;
+}
+
 __kernel void nm_spmm(const int n_rows, const int kept, const int words, const int n_vec,
                       __global const float *values, __global const uint *codes,
                       __global const float16 *X, __global float16 *Y)
 {
+    /* like spmm_rowvec: a row and 32 batch columns per work-item; one code word per PER_WORD values */
     const int pair = get_global_id(0);
     const int row = get_global_id(1);
     if (row >= n_rows)
         return;
+    __global const float *v = values + row * kept;
     float16 acc0 = (float16)(0.0f), acc1 = (float16)(0.0f);
-    for (int j = 0; j < kept; ++j) {
-        const float16 a = (float16)(values[row * kept + j]);
-        __global const float16 *xr = X + nm_column(codes, words, row, j) * n_vec + 2 * pair;
-        acc0 = fma(a, xr[0], acc0);
-        acc1 = fma(a, xr[1], acc1);
+    for (int w = 0; w < words; ++w) {
+        const uint word = codes[row * words + w];
+        const int j0 = w * PER_WORD;
+        const int count = min(PER_WORD, kept - j0);
+        for (int t = 0; t < count; ++t) {
+            const int col = (j0 + t) / N_KEEP * M_GROUP + (int)((word >> (BITS * t)) & (uint)FIELD_MASK);
+            const float16 a = (float16)(v[j0 + t]);
+            __global const float16 *xr = X + col * n_vec + 2 * pair;
+            acc0 = fma(a, xr[0], acc0);
+            acc1 = fma(a, xr[1], acc1);
+        }
     }
     Y[row * n_vec + 2 * pair] = acc0;
     Y[row * n_vec + 2 * pair + 1] = acc1;
@@ -785,6 +828,7 @@ class FormatKernels:
         self.context, self.queue, self.device = self.csr.context, self.csr.queue, self.csr.device
         self.block_width = device_block_width(self.csr)
         self.bsr_spmv_source = bsr_spmv_source or BSR_SPMV_SOURCE
+        self.nm_rows = bool(self.csr.is_cpu)  # N:M SpMV: a row per work-item (CPU) or a group per row
 
     def _kernel(self, source, name, options):
         return get_kernel(self.context, source, name, tuple(options))
@@ -826,6 +870,11 @@ class FormatKernels:
             kernel = self._kernel(self.bsr_spmv_source, "bsr_spmv", (f"-DBR={br}", f"-DBC={bc}"))
             return kernel(self.queue, (A.n_block_rows * bc,), (bc,), np.int32(A.shape[0]),
                           np.int32(A.n_block_rows), *dA.buffers, x_buf, y_buf, cl.LocalMemory(4 * br * bc))
+        if self.nm_rows:
+            kernel = self._kernel(NM_SOURCE, "nm_spmv_row", nm_options(A))
+            ls = 64
+            return kernel(self.queue, (round_up(A.shape[0], ls),), (ls,), np.int32(A.shape[0]), np.int32(A.kept),
+                          np.int32(A.words), *dA.buffers, x_buf, y_buf)
         lanes = self.block_width
         kernel = self._kernel(NM_SOURCE, "nm_spmv", nm_options(A))
         return kernel(self.queue, (A.shape[0] * lanes,), (lanes,), np.int32(A.shape[0]), np.int32(A.kept),

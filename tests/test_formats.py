@@ -220,11 +220,14 @@ def test_bsr_kernels_property(fk, n_rows, n_cols, br, bc, density, batch, seed):
 @pytest.mark.parametrize("n,m", [(2, 4), (1, 4), (1, 8), (3, 3), (2, 8)])
 @pytest.mark.parametrize("n_rows", [1, 7, 100])
 def test_nm_kernels_match_numpy(fk, n, m, n_rows):
-    D = nm_dense((n_rows, 24 * m), n, m, seed=n_rows + m)
+    D = nm_dense((n_rows, 24 * m + 4 * m), n, m, seed=n_rows + m)  # kept values: not a multiple of 16
     P = pack_nm(D, n, m)
     rng = np.random.default_rng(n_rows)
     x = rng.standard_normal(D.shape[1]).astype(np.float32)
-    close(fk.spmv(P, x), D, x, f"{n}:{m} spmv, {n_rows} rows")
+    for rows_kernel in (True, False):  # both SpMV shapes (CPU and GPU) run on any device
+        fk.nm_rows = rows_kernel
+        close(fk.spmv(P, x), D, x, f"{n}:{m} spmv, {n_rows} rows, row kernel {rows_kernel}")
+    fk.nm_rows = bool(fk.csr.is_cpu)
     for batch in (1, 31, 64):
         X = rng.standard_normal((D.shape[1], batch)).astype(np.float32)
         close(fk.spmm(P, X), D, X, f"{n}:{m} spmm batch {batch}, {n_rows} rows")
