@@ -83,13 +83,18 @@ def roofline(kernels, fk, roof, n_cols=4096, density=0.10, batch=32):
     # BSR bytes per stored value are ~4 (one index per block): as many rows for the same bytes
     B = random_bsr(rows_for_bytes(n_cols, density / 2, min_bytes, multiple=block[0]), n_cols, block, density, seed=2)
     dB = fk.upload(B)
-    rows.append(row("bsr_spmv", f"BSR {block[0]}x{block[1]}", fk.time_spmv(dB, 2, 7), roof["GB/s"]))
+    for fk.bsr_simd in (False, True):
+        rows.append(row("bsr_spmv_simd" if fk.bsr_simd else "bsr_spmv", f"BSR {block[0]}x{block[1]}",
+                        fk.time_spmv(dB, 2, 7), roof["GB/s"]))
+    fk.bsr_simd = kernels.is_cpu
     rows.append(row(f"bsr_spmm (batch {batch})", f"BSR {block[0]}x{block[1]}", fk.time_spmm(dB, batch, 2, 7),
                     roof["GB/s"]))
     del dB, B
     P = random_2_4(rows_for_bytes(n_cols, 0.5 * 17 / 32, min_bytes), n_cols, seed=3)  # 4 + 1/4 bytes per kept value
     dP = fk.upload(P)
-    rows.append(row("nm_spmv", "2:4", fk.time_spmv(dP, 2, 7), roof["GB/s"]))
+    for fk.nm_rows in (False, True):
+        rows.append(row("nm_spmv_row" if fk.nm_rows else "nm_spmv", "2:4", fk.time_spmv(dP, 2, 7), roof["GB/s"]))
+    fk.nm_rows = kernels.is_cpu
     rows.append(row(f"nm_spmm (batch {batch})", "2:4", fk.time_spmm(dP, batch, 2, 7), roof["GB/s"]))
     return f"{n_rows} x {n_cols}", rows
 

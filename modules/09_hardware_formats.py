@@ -495,14 +495,54 @@ PASSED_KERNELS.add("bsr_spmv")
 # and, for every column `c` of every block, loads the two `float16` vectors of $X$'s row once
 # and does $2 b_r$ fused multiply-adds with them.
 #
+# On a CPU, the lanes of your `bsr_spmv` are work-items that PoCL must pack into SIMD loops,
+# plus a reduction per block row. As in module 06 (`spmv_simd`), the CPU-shaped version puts
+# the lanes *inside* one work-item: `BSR_SPMV_SIMD_SOURCE` (given) gives each work-item a
+# block row and reads each block row and the matching `x` as `float8` vectors, with no
+# gather and no reduction across work-items.
+#
 # `FormatKernels` (given, exported) compiles the kernels of this module for a block shape on
-# first use (`-D BR -D BC`), uploads a `BSRMatrix` or an `NMPacked` matrix (section 5) once,
+# first use (`-D BR -D BC`), picks the SpMV shape per device type (`bsr_simd`, `nm_rows`: true
+# on a CPU), uploads a `BSRMatrix` or an `NMPacked` matrix (section 5) once,
 # and offers `spmv`, `spmm`, `time_spmv`, `time_spmm` (device times from profiling events with
 # module 06's `time_events`, plus bytes under the traffic model: the format's own bytes, `x`
 # or `X` read once, `y` or `Y` written once) and, through `csr`, module 06's `SparseKernels`.
 
 # %% nbgrader={"grade": false, "grade_id": "bsr-spmm", "locked": true, "schema_version": 3, "solution": false}
 #| export
+BSR_SPMV_SIMD_SOURCE = r"""
+__kernel void bsr_spmv_simd(const int n_rows, const int n_block_rows,
+                            __global const int *indptr, __global const int *indices,
+                            __global const float *data, __global const float *x, __global float *y)
+{
+    /* CPU shape (BC a multiple of 8): a block row per work-item, the lanes inside it as float8
+       vectors; x is read with contiguous vector loads, never gathered */
+    const int brow = get_global_id(0);
+    if (brow >= n_block_rows)
+        return;
+    float8 acc[BR];
+    for (int i = 0; i < BR; ++i)
+        acc[i] = (float8)(0.0f);
+    const int end = indptr[brow + 1];
+    for (int b = indptr[brow]; b < end; ++b) {
+        __global const float *blk = data + b * (BR * BC);
+        __global const float *xb = x + indices[b] * BC;
+        for (int c = 0; c < BC; c += 8) {
+            const float8 xv = vload8(0, xb + c);
+            for (int i = 0; i < BR; ++i)
+                acc[i] = fma(vload8(0, blk + i * BC + c), xv, acc[i]);
+        }
+    }
+    for (int i = 0; i < BR; ++i) {
+        if (brow * BR + i < n_rows) {
+            const float4 a4 = acc[i].lo + acc[i].hi;
+            const float2 a2 = a4.lo + a4.hi;
+            y[brow * BR + i] = a2.x + a2.y;
+        }
+    }
+}
+"""
+
 BSR_SPMM_SOURCE = r"""
 __kernel void bsr_spmm(const int n_rows, const int n_block_rows, const int n_vec,
                        __global const int *indptr, __global const int *indices,
@@ -829,6 +869,7 @@ class FormatKernels:
         self.block_width = device_block_width(self.csr)
         self.bsr_spmv_source = bsr_spmv_source or BSR_SPMV_SOURCE
         self.nm_rows = bool(self.csr.is_cpu)  # N:M SpMV: a row per work-item (CPU) or a group per row
+        self.bsr_simd = bool(self.csr.is_cpu)  # BSR SpMV: bsr_spmv_simd (CPU) or your bsr_spmv (lanes = work-items)
 
     def _kernel(self, source, name, options):
         return get_kernel(self.context, source, name, tuple(options))
@@ -867,6 +908,11 @@ class FormatKernels:
         A = dA.matrix
         if dA.kind == "bsr":
             br, bc = A.block
+            if self.bsr_simd and bc % 8 == 0:
+                kernel = self._kernel(BSR_SPMV_SIMD_SOURCE, "bsr_spmv_simd", (f"-DBR={br}", f"-DBC={bc}"))
+                ls = 64
+                return kernel(self.queue, (round_up(A.n_block_rows, ls),), (ls,), np.int32(A.shape[0]),
+                              np.int32(A.n_block_rows), *dA.buffers, x_buf, y_buf)
             kernel = self._kernel(self.bsr_spmv_source, "bsr_spmv", (f"-DBR={br}", f"-DBC={bc}"))
             return kernel(self.queue, (A.n_block_rows * bc,), (bc,), np.int32(A.shape[0]),
                           np.int32(A.n_block_rows), *dA.buffers, x_buf, y_buf, cl.LocalMemory(4 * br * bc))
@@ -968,8 +1014,11 @@ _D = random_block_sparse(203, 300, fk.default_block(), 0.2, seed=31)
 _B = bsr_from_csr(csr_from_dense(_D), fk.default_block())
 _x = _rng.standard_normal(300).astype(np.float32)
 _X = _rng.standard_normal((300, 45)).astype(np.float32)
-if "bsr_spmv" in PASSED_KERNELS:  # your kernel runs in this process only once its test passed
-    print(f"BSR spmv {_B.block}: max |error| vs numpy {np.abs(fk.spmv(_B, _x) - _D @ _x).max():.2e}")
+for fk.bsr_simd in (False, True):
+    if fk.bsr_simd or "bsr_spmv" in PASSED_KERNELS:  # your kernel runs here only once its test passed
+        print(f"BSR spmv {_B.block} ({'bsr_spmv_simd' if fk.bsr_simd else 'your bsr_spmv'}): max |error| vs numpy "
+              f"{np.abs(fk.spmv(_B, _x) - _D @ _x).max():.2e}")
+fk.bsr_simd = fk.csr.is_cpu
 print(f"BSR spmm {_B.block}: max |error| vs numpy {np.abs(fk.spmm(_B, _X) - _D @ _X).max():.2e}")
 _W = _rng.standard_normal((203, 300)).astype(np.float32)
 _P = pack_nm(_W * nm_mask(_W, 2, 4), 2, 4)

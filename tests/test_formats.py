@@ -197,7 +197,10 @@ def test_bsr_kernels_match_numpy(fk, block):
         B = bsr_from_dense(D, block)
         rng = np.random.default_rng(len(label))
         x = rng.standard_normal(D.shape[1]).astype(np.float32)
-        close(fk.spmv(B, x), D, x, f"bsr spmv {block} on {label}")
+        for simd in (True, False):  # both SpMV shapes (CPU and GPU) run on any device
+            fk.bsr_simd = simd
+            close(fk.spmv(B, x), D, x, f"bsr spmv {block} (simd {simd}) on {label}")
+        fk.bsr_simd = bool(fk.csr.is_cpu)
         for batch in (1, 5, 32, 33):
             X = rng.standard_normal((D.shape[1], batch)).astype(np.float32)
             close(fk.spmm(B, X), D, X, f"bsr spmm {block} batch {batch} on {label}")
@@ -213,7 +216,10 @@ def test_bsr_kernels_property(fk, n_rows, n_cols, br, bc, density, batch, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(n_cols).astype(np.float32)
     X = rng.standard_normal((n_cols, batch)).astype(np.float32)
-    close(fk.spmv(B, x), D, x, "bsr spmv")
+    for simd in (True, False):
+        fk.bsr_simd = simd
+        close(fk.spmv(B, x), D, x, f"bsr spmv (simd {simd})")
+    fk.bsr_simd = bool(fk.csr.is_cpu)
     close(fk.spmm(B, X), D, X, "bsr spmm")
 
 
