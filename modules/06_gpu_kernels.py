@@ -1728,8 +1728,9 @@ print(f"device: {kernels.device.name.strip()}; device-reported global memory cac
       + (", ".join(f"{c >> 10} KiB" for c in os_cache_sizes()) if kernels.is_cpu else "n/a (not a CPU device)"))
 print(f"largest cache {roof['cache_bytes'] / 2**20:.1f} MiB -> roof buffers of {roof['buffer_bytes'] / 2**20:.0f} MiB "
       f"each; memory roof (copy, {2 * roof['buffer_bytes'] / 2**20:.0f} MiB moved) = {roof_gbs:.1f} GB/s")
-_moved = [1 << k for k in range(20, 64) if (1 << k) < 2 * roof["buffer_bytes"]] + [2 * roof["buffer_bytes"]]
-copy_curve = [kernels.copy_bandwidth(_b, warmup=2, repeat=5) for _b in _moved]
+_moved = [1 << k for k in range(20, 64) if (1 << k) < 2 * roof["buffer_bytes"]]
+copy_curve = [kernels.copy_bandwidth(_b, warmup=2, repeat=5) for _b in _moved] + [roof_gbs]
+_moved.append(2 * roof["buffer_bytes"])
 _in_cache = max(copy_curve)
 print(f"copy bandwidth from {_moved[0] >> 20} MiB to {_moved[-1] >> 20} MiB moved: "
       + ", ".join(f"{_g:.0f}" for _g in copy_curve) + " GB/s")
@@ -2037,7 +2038,7 @@ if usable("rowvec"):
     _fns["OpenCL spmm rowvec (end to end)"] = lambda: kernels.spmm(dW90, _X32, kernel="rowvec")
 _threads = int(kernels.device.max_compute_units) if kernels.is_cpu else None
 with threadpool_limits(limits=_threads, user_api="blas"):
-    _med = median_wall_times(_fns, blocks=2, per_block=4)
+    _med = median_wall_times(_fns, blocks=2, per_block=3, warmup=1)
 print(f"BLAS threads: {_threads or 'default'}; OpenCL compute units: {kernels.device.max_compute_units}")
 for _k, _t in _med.items():
     print(f"{_k:34s} {_t * 1e3:8.2f} ms   ({_med['dense numpy (W @ X)'] / _t:5.1f}x dense)")

@@ -1117,8 +1117,8 @@ def stored(name, w):
 def layer_time(fk, name, A, batch):
     """Median device time (s) of the layer's product with a (n_cols, batch) X in this format."""
     if name.startswith("CSR"):
-        return fk.csr.time_spmm(A, batch, "rowvec", warmup=2, repeat=7)["median"]
-    return fk.time_spmm(A, batch, warmup=2, repeat=7)["median"]
+        return fk.csr.time_spmm(A, batch, "rowvec", warmup=1, repeat=5)["median"]
+    return fk.time_spmm(A, batch, warmup=1, repeat=5)["median"]
 
 
 _n_test = len(y_test)
@@ -1159,8 +1159,10 @@ print(f"spread of the mean fine-tuned accuracy across formats: "
 #   weights to keep. Compare the differences between formats with the spread between seeds
 #   (printed below the table) before you call one format more accurate than another.
 # * **Time** depends on the layer's size and on the device. This layer is small (its device
-#   time is in the table), so the next cell repeats the timing on a 4096 x 4096 layer pruned
-#   the same four ways, where the formats' bytes and memory access patterns decide.
+#   time is in the table), so the next cell repeats the timing on a 4096 x 4096 random layer
+#   pruned the same four ways (the unstructured one by a magnitude threshold, which gives
+#   `magnitude_mask`'s pattern faster), where the formats' bytes and memory access patterns
+#   decide.
 
 # %%
 _n = 4096
