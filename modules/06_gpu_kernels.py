@@ -1710,9 +1710,9 @@ for _op, _names, _run, _ref, _operand in (("spmv", SPMV_KERNELS, kernels.spmv, _
 # %% [markdown]
 # ## 9. How close to the roof?
 #
-# Every level of the memory hierarchy has its own bandwidth: an L1 or L2 cache delivers
-# several times what the DRAM (or a GPU's HBM/GDDR) can, and the last-level cache (LLC) sits
-# in between. A kernel whose data fits in a cache therefore looks fast, and a roof measured
+# Every level of the memory hierarchy has its own bandwidth: the L1 and L2 caches are built to
+# deliver more than the DRAM (or a GPU's HBM/GDDR), and the last-level cache (LLC) sits in
+# between; the cell below measures by how much on this device. A kernel whose data fits in a cache therefore looks fast, and a roof measured
 # with a copy of the same small size looks fast too: their ratio says little about the
 # memory system a real network's weights stream from. The cell below prints this device's
 # caches and measures the copy bandwidth from a few MiB up to the roof's buffers: where the
