@@ -1198,6 +1198,9 @@ expect_error(TypeError, _layer.prune_weights, "0.5")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-forward", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+_rng = np.random.default_rng(42)  # each graded cell builds its own inputs
+_W = _rng.normal(0, 0.1, size=(12, 20)).astype(np.float32)
+_b = _rng.normal(0, 0.01, size=12).astype(np.float32)
 _layer = SparseLinear(20, 12)
 _layer.load_linear_weights(_W, _b)
 _x = _rng.normal(size=(5, 20)).astype(np.float32)
@@ -1245,6 +1248,9 @@ expect_error(ValueError, _fresh.forward_sparse_optimized, _x)  # before prune_we
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-benchmark", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+_rng = np.random.default_rng(42)  # each graded cell builds its own inputs
+_W = _rng.normal(0, 0.1, size=(12, 20)).astype(np.float32)
+_b = _rng.normal(0, 0.01, size=12).astype(np.float32)
 _layer = SparseLinear(64, 48)
 _layer.load_linear_weights(_rng.normal(size=(48, 64)))
 _layer.prune_weights(0.9)

@@ -339,6 +339,11 @@ for bad, error in [({}, ValueError), ([np.ones((2, 2))], TypeError), ({"w": np.o
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-compress", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+rng = np.random.default_rng(0)  # each graded cell builds its own toy model (the same as in test-analyze)
+toy = {"conv.weight": rng.normal(0, 0.1, (4, 2, 3, 3)).astype(np.float32),
+       "conv.bias": np.zeros(4, dtype=np.float32),
+       "fc.weight": rng.normal(0, 0.1, (10, 36)).astype(np.float32),
+       "fc.bias": rng.normal(0, 0.1, 10).astype(np.float32)}
 mc = ModelCompressor()
 out = mc.compress_model(toy, {"conv.weight": 0.5, "fc.weight": 0.9})
 assert set(out) == set(toy), f"every layer gets an entry; got {sorted(out)}"
@@ -372,6 +377,11 @@ for sparsities, error in [({"nope": 0.5}, ValueError), ({"fc.weight": 1.5}, Valu
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-validate-quality", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+rng = np.random.default_rng(0)  # each graded cell builds its own toy model (the same as in test-analyze)
+toy = {"conv.weight": rng.normal(0, 0.1, (4, 2, 3, 3)).astype(np.float32),
+       "conv.bias": np.zeros(4, dtype=np.float32),
+       "fc.weight": rng.normal(0, 0.1, (10, 36)).astype(np.float32),
+       "fc.bias": rng.normal(0, 0.1, 10).astype(np.float32)}
 w = {"a": np.array([[3.0, 4.0]], dtype=np.float32), "b": np.array([[1.0, -1.0, 2.0, 0.0]], dtype=np.float32)}
 c = {"a": {"weights": np.array([[0.0, 4.0]], dtype=np.float32)}, "b": {"weights": w["b"].copy()}}
 report = ModelCompressor().validate_compression_quality(w, c)
