@@ -514,7 +514,7 @@ def break_even_sparsity(n_rows, n_cols, value_bytes=4, index_bytes=4):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-storage_bytes", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-storage_bytes", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 _A = CSRMatrix.from_dense(EXAMPLE)
 assert csr_storage_bytes(4, 6) == _A.nbytes, f"example: CSRMatrix.nbytes is {_A.nbytes}, csr_storage_bytes(4, 6) gave {csr_storage_bytes(4, 6)}"
 assert csr_storage_bytes(4, 6) == 6 * 8 + 5 * 4, f"csr_storage_bytes(4, 6): expected 68, got {csr_storage_bytes(4, 6)}"
@@ -539,6 +539,12 @@ assert abs(break_even_sparsity(50, 40, value_bytes=2, index_bytes=2) - (0.5 + 51
 assert abs(break_even_sparsity(1000, 1000, value_bytes=4, index_bytes=1) - (0.2 + 1001 / 5e6)) < 1e-12, "8-bit indices"
 assert csr_storage_bytes(3, 0) == 16, f"empty 3-row matrix: only indptr, 16 bytes, got {csr_storage_bytes(3, 0)}"
 assert isinstance(break_even_sparsity(10, 10), float), "break_even_sparsity returns a float"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-storage_bytes-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# csr_storage_bytes / break_even_sparsity: bad input gets a clear error
+assert csr_storage_bytes(3, 0) == 16, f"empty 3-row matrix: only indptr, 16 bytes, got {csr_storage_bytes(3, 0)}"
+### BEGIN HIDDEN TESTS
 for _args, _exc in (((0, 5), ValueError), ((3, -1), ValueError), ((2.0, 5), TypeError), ((3, 4, 0), ValueError)):
     expect_error(_exc, csr_storage_bytes, *_args)
 expect_error(ValueError, break_even_sparsity, 5, 0)
@@ -749,7 +755,7 @@ def csr_matvec(A, x):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-csr_matvec", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-csr_matvec", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 _A = CSRMatrix.from_dense(EXAMPLE)
 _x = np.array([1, 2, 3, 4, 5, 6], dtype=np.float32)
 _y = csr_matvec(_A, _x)
@@ -784,6 +790,13 @@ def _no_dense(*args, **kwargs):
     raise AssertionError("csr_matvec must not build the dense matrix")
 _A2.to_dense = _no_dense
 assert np.array_equal(csr_matvec(_A2, np.ones(6)), EXAMPLE.sum(axis=1)), "product without densifying"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-csr_matvec-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# csr_matvec: bad input gets a clear error
+_A = CSRMatrix.from_dense(EXAMPLE)
+assert np.array_equal(csr_matvec(_A, np.ones(6, np.float32)), EXAMPLE.sum(axis=1)), "A @ ones is the row sums"
+### BEGIN HIDDEN TESTS
 for _bad, _exc in ((np.ones(5), ValueError), (np.ones((6, 1)), ValueError), (np.array([1, 2, 3, 4, 5, np.nan]), ValueError),
                    (np.array([1j] * 6), TypeError), (["a"] * 6, TypeError)):
     expect_error(_exc, _A.matvec, _bad)
@@ -903,7 +916,7 @@ def speedup_sweep(n, sparsities, batches=(1, 32), repeats=7, seed=0):
 
 
 _t0 = time.perf_counter()
-SWEEP_N = 2048
+SWEEP_N = 1536
 with threadpool_limits(1, user_api="blas"):  # one core for dense too, like the CSR product
     SWEEP = speedup_sweep(SWEEP_N, (0.5, 0.8, 0.9, 0.95, 0.98, 0.99))
 print(f"{SWEEP_N} x {SWEEP_N} float32, single-threaded, medians of 7 interleaved runs ({time.perf_counter() - _t0:.1f} s)")
@@ -1186,6 +1199,16 @@ assert _layer.sparse_ops == 120 and abs(_layer.sparsity - 0.5) < 1e-9, \
 _layer.load_linear_weights(_W)
 assert _layer.mask is None and _layer.sparse_weights is None and np.array_equal(_layer.bias, np.zeros(12)), \
     "loading new weights resets pruning and the bias defaults to zeros"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# SparseLinear: bad input gets a clear error (its own small cell, so it does not cost the algorithm's points)
+_W = np.random.default_rng(42).normal(0, 0.1, size=(12, 20)).astype(np.float32)
+_layer = SparseLinear(20, 12)
+_layer.load_linear_weights(_W)
+_layer.prune_weights(0.5)
+assert _layer.sparse_ops == 120, f"a loaded and pruned layer is needed for these checks; sparse_ops {_layer.sparse_ops}"
+### BEGIN HIDDEN TESTS
 expect_error(ValueError, SparseLinear, 0, 3)
 expect_error(TypeError, SparseLinear, 2.5, 3)
 expect_error(ValueError, SparseLinear(20, 12).prune_weights, 0.5)  # no weights loaded yet
@@ -1195,9 +1218,17 @@ expect_error(ValueError, _layer.load_linear_weights, np.full((12, 20), np.nan))
 expect_error(ValueError, _layer.load_linear_weights, _W, np.zeros(11))
 expect_error(ValueError, _layer.prune_weights, 1.5)
 expect_error(TypeError, _layer.prune_weights, "0.5")
+_x = np.random.default_rng(1).normal(size=(5, 20)).astype(np.float32)
+expect_error(ValueError, _layer.forward_sparse_optimized, np.ones((5, 19)))
+expect_error(ValueError, _layer.forward_dense, np.ones((2, 3, 20)))
+expect_error(ValueError, _layer.forward_sparse_naive, np.array([np.nan] * 20))
+expect_error(ValueError, SparseLinear(20, 12).forward_dense, _x)  # no weights loaded yet
+_fresh = SparseLinear(20, 12)
+_fresh.load_linear_weights(_W)
+expect_error(ValueError, _fresh.forward_sparse_optimized, _x)  # before prune_weights
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-forward", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-forward", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 _rng = np.random.default_rng(42)  # each graded cell builds its own inputs
 _W = _rng.normal(0, 0.1, size=(12, 20)).astype(np.float32)
 _b = _rng.normal(0, 0.01, size=12).astype(np.float32)
@@ -1238,13 +1269,6 @@ for _s in (0.0, 0.9, 1.0):
     for _name in ("forward_dense", "forward_sparse_naive", "forward_sparse_optimized"):
         _err = np.abs(getattr(_big, _name)(_xb) - _ref).max()
         assert _err < 1e-3, f"{_name} on 300 -> 200 at sparsity {_s}: max error {_err:.2e}"
-expect_error(ValueError, _layer.forward_sparse_optimized, np.ones((5, 19)))
-expect_error(ValueError, _layer.forward_dense, np.ones((2, 3, 20)))
-expect_error(ValueError, _layer.forward_sparse_naive, np.array([np.nan] * 20))
-expect_error(ValueError, SparseLinear(20, 12).forward_dense, _x)  # no weights loaded yet
-_fresh = SparseLinear(20, 12)
-_fresh.load_linear_weights(_W)
-expect_error(ValueError, _fresh.forward_sparse_optimized, _x)  # before prune_weights
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-benchmark", "locked": true, "points": 3, "schema_version": 3, "solution": false}
@@ -1291,13 +1315,13 @@ expect_error(TypeError, _layer.benchmark_speedup, iterations=1.5)
 # %% [markdown]
 # ### The layer at work
 #
-# A 2048 -> 2048 layer pruned to 90% and 95%, timed by its own `benchmark_speedup` for a
+# A 1536 -> 1536 layer pruned to 90% and 95%, timed by its own `benchmark_speedup` for a
 # single input and for a batch of 32 (few iterations, to keep the notebook quick), with the
 # bytes of its CSR weights beside the dense ones. Compare the pattern with the sweep above.
 
 # %%
-_layer = SparseLinear(2048, 2048)
-_layer.load_linear_weights(np.random.default_rng(1).standard_normal((2048, 2048)) * 0.02)
+_layer = SparseLinear(1536, 1536)
+_layer.load_linear_weights(np.random.default_rng(1).standard_normal((1536, 1536)) * 0.02)
 print(f"{'sparsity':>8} {'batch':>5} {'dense ms':>9} {'sparse ms':>9} {'theory':>7} {'actual':>7} {'efficiency':>10} {'KB CSR':>8} {'KB dense':>8}")
 for _s in (0.9, 0.95):
     _layer.prune_weights(_s)
