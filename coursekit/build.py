@@ -44,6 +44,7 @@ def export_notebook(notebook: Path, lib_dir: Path, solo: bool = False) -> list[P
     class FreshModuleMaker(ModuleMaker):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **{**kwargs, "is_new": True})
+            self.dest2nb = f"../modules/{Path(self.dest2nb).stem}.py (then run `course build`)"  # the header
 
     before = {p: p.read_bytes() for p in lib_dir.glob("*.py")}
     nb_export(str(notebook), lib_path=str(lib_dir), procs=[drop_marker_lines], solo_nb=solo,

@@ -7,7 +7,11 @@ exact shapes, so that every module reads the same and nbgrader accepts the metad
     # %% nbgrader={"grade": false, "grade_id": ID, "locked": true, "schema_version": 3, "solution": false}
     # %% nbgrader={"grade": false, "grade_id": ID, "locked": false, "schema_version": 3, "solution": true}
     # %% nbgrader={"grade": true, "grade_id": "test-ID", "locked": true, "points": N, "schema_version": 3, "solution": false}
+    # %% [markdown] nbgrader={"grade": true, "grade_id": "q-ID", "locked": false, "points": N, "schema_version": 3, "solution": true}
     # %%
+
+The markdown shape is a written answer graded by hand in Formgrader: the question stays, the
+reference answer and rubric sit in a solution region (the student sees "YOUR ANSWER HERE").
 """
 from __future__ import annotations
 
@@ -24,7 +28,10 @@ KEY_ORDER = {
     "given": ["grade", "grade_id", "locked", "schema_version", "solution"],
     "exercise": ["grade", "grade_id", "locked", "schema_version", "solution"],
     "test": ["grade", "grade_id", "locked", "points", "schema_version", "solution"],
+    "manual": ["grade", "grade_id", "locked", "points", "schema_version", "solution"],
 }
+MANUAL_SHAPE = {"grade": True, "locked": False, "solution": True}
+MARKDOWN_NBGRADER = "[markdown] nbgrader="
 SHAPES = {  # kind -> required values
     "given": {"grade": False, "locked": True, "solution": False},
     "exercise": {"grade": False, "locked": False, "solution": True},
@@ -34,7 +41,7 @@ SHAPES = {  # kind -> required values
 
 @dataclass
 class Cell:
-    kind: str  # markdown | given | exercise | test | demo | preamble
+    kind: str  # markdown | manual | given | exercise | test | demo | preamble
     line: int  # 1-based line of the header
     meta: dict = field(default_factory=dict)
     lines: list[tuple[int, str]] = field(default_factory=list)  # (line number, text)
@@ -68,6 +75,11 @@ def parse(path: Path) -> tuple[list[Cell], list[Problem]]:
             cells.append(Cell("demo", number))
         elif rest == "[markdown]":
             cells.append(Cell("markdown", number))
+        elif rest.startswith(MARKDOWN_NBGRADER):
+            meta, error = _classify_manual(rest[len(MARKDOWN_NBGRADER):])
+            if error:
+                problems.append(Problem(path, number, error))
+            cells.append(Cell("manual", number, meta))
         elif rest.startswith("nbgrader="):
             kind, meta, error = _classify(rest[len("nbgrader="):])
             if error:
@@ -101,6 +113,21 @@ def _classify(raw: str) -> tuple[str, dict, str | None]:
     if kind == "test" and (not isinstance(meta["points"], (int, float)) or meta["points"] <= 0):
         return kind, meta, f"graded cell needs positive points, got {meta['points']!r}"
     return kind, meta, None
+
+
+def _classify_manual(raw: str) -> tuple[dict, str | None]:
+    """A markdown cell with nbgrader metadata must be a manually graded written answer."""
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return {}, f"nbgrader metadata is not valid JSON ({exc.msg})"
+    if not isinstance(meta, dict) or list(meta) != KEY_ORDER["manual"]:
+        return {}, f"a graded markdown cell needs exactly the keys {KEY_ORDER['manual']} in this order"
+    if meta["schema_version"] != 3 or any(meta[k] is not v for k, v in MANUAL_SHAPE.items()):
+        return meta, f"a graded markdown cell must have {MANUAL_SHAPE} and schema_version 3, got {meta!r}"
+    if isinstance(meta["points"], bool) or not isinstance(meta["points"], (int, float)) or meta["points"] <= 0:
+        return meta, f"graded cell needs positive points, got {meta['points']!r}"
+    return meta, None
 
 
 def _kind_of(meta: dict) -> str | None:
@@ -149,10 +176,13 @@ def check_source(path: Path) -> list[Problem]:
 def _check_markers(path: Path, cell: Cell) -> list[Problem]:
     """Solution markers only in exercises, hidden-test markers only in tests, balanced."""
     problems = []
-    allowed = {"exercise": (SOLUTION_BEGIN, SOLUTION_END), "test": (HIDDEN_BEGIN, HIDDEN_END)}.get(cell.kind)
+    allowed = {"exercise": (SOLUTION_BEGIN, SOLUTION_END), "manual": (SOLUTION_BEGIN, SOLUTION_END),
+               "test": (HIDDEN_BEGIN, HIDDEN_END)}.get(cell.kind)
     open_at = None
     regions = 0
     for number, text in cell.lines:
+        if cell.kind == "manual" and text.startswith("# "):  # markdown lines are commented in the source
+            text = text[2:]
         marker = text.strip()
         if marker not in (SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END):
             continue
@@ -174,6 +204,9 @@ def _check_markers(path: Path, cell: Cell) -> list[Problem]:
     if cell.kind == "exercise" and regions == 0:
         problems.append(Problem(path, cell.line, "exercise cell has no '### BEGIN SOLUTION' region "
                                                  "(nbgrader would replace the whole cell, export line included)"))
+    if cell.kind == "manual" and regions == 0:
+        problems.append(Problem(path, cell.line, "written-answer cell has no '### BEGIN SOLUTION' region "
+                                                 "(nbgrader would replace the whole cell, question included)"))
     return problems
 
 

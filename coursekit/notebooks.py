@@ -47,11 +47,23 @@ def grading_meta(cell) -> dict:
 
 
 def is_exercise(cell) -> bool:
-    return bool(grading_meta(cell).get("solution"))
+    """A code cell the student fills in (written answers in markdown are `is_manual`)."""
+    return cell.get("cell_type") == "code" and bool(grading_meta(cell).get("solution"))
 
 
 def is_graded(cell) -> bool:
-    return bool(grading_meta(cell).get("grade"))
+    """An auto-graded test cell (code); written answers in markdown are `is_manual`."""
+    return cell.get("cell_type") == "code" and bool(grading_meta(cell).get("grade"))
+
+
+def is_manual(cell) -> bool:
+    """A written answer graded by hand in Formgrader: a markdown cell with grade and solution set."""
+    meta = grading_meta(cell)
+    return cell.get("cell_type") == "markdown" and bool(meta.get("grade")) and bool(meta.get("solution"))
+
+
+def manual_points(nb) -> float:
+    return sum(float(grading_meta(c)["points"]) for c in nb.cells if is_manual(c))
 
 
 def strip_markers(text: str) -> str:

@@ -89,7 +89,8 @@ import numpy as np
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Digits:
-    """The digits split: X float32 in [0, 1] of shape (n, 64), y int64 labels 0..9."""
+    """A train/test split of a ten-class data set: X float32 of shape (n, features), y int64 labels 0..9.
+    The 8x8 digits have 64 features in [0, 1]; MNIST-1D (load_mnist1d) has 40 real-valued ones."""
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -170,6 +171,71 @@ def iterate_minibatches(X: np.ndarray, y: np.ndarray, batch_size: int, rng=None)
     return batches()
 
 
+_MNIST1D_TEMPLATE_POINTS = 12
+_MNIST1D_CANVAS = 60
+
+
+def _mnist1d_templates() -> np.ndarray:
+    """Ten one-dimensional shapes of 12 points, one per class, in [-1, 1]."""
+    u = np.linspace(0.0, 1.0, _MNIST1D_TEMPLATE_POINTS)
+    bump = lambda centre, width: np.exp(-((u - centre) / width) ** 2)
+    return np.stack([
+        np.sin(2 * np.pi * u),                                  # 0: one full wave
+        -np.sin(2 * np.pi * u),                                 # 1: the same wave upside down
+        bump(0.5, 0.18),                                        # 2: one bump
+        bump(0.25, 0.12) + bump(0.75, 0.12),                    # 3: two bumps
+        2 * u - 1,                                              # 4: a rising ramp
+        np.where(u < 0.5, 1.0, -1.0),                           # 5: a step down
+        np.sin(4 * np.pi * u),                                  # 6: two waves
+        -bump(0.5, 0.18),                                       # 7: one dip
+        np.abs(4 * u - 2) - 1,                                  # 8: a V
+        np.where((u >= 0.33) & (u < 0.66), 1.0, -1.0),          # 9: a plateau
+    ])
+
+
+def _mnist1d_examples(n: int, rng: np.random.Generator, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """n examples, classes balanced (counts differ by at most one), in random order."""
+    templates = _mnist1d_templates()
+    y = rng.permutation(np.arange(n) % 10)
+    grid = np.arange(_MNIST1D_CANVAS, dtype=np.float64)
+    out_grid = np.linspace(0.0, _MNIST1D_CANVAS - 1, length)
+    kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
+    kernel /= np.sqrt(np.sum(kernel ** 2))  # smoothed noise keeps unit variance
+    X = np.empty((n, length))
+    for i in range(n):
+        width = int(rng.integers(18, 31))                        # stretch in time
+        shape = np.interp(np.linspace(0, _MNIST1D_TEMPLATE_POINTS - 1, width),
+                          np.arange(_MNIST1D_TEMPLATE_POINTS), templates[y[i]])
+        signal = np.zeros(_MNIST1D_CANVAS)
+        start = int(rng.integers(0, _MNIST1D_CANVAS - width + 1))  # shift
+        signal[start:start + width] = shape * rng.uniform(0.6, 1.4)  # amplitude
+        signal += rng.uniform(-0.02, 0.02) * (grid - _MNIST1D_CANVAS / 2)  # shear (a slope)
+        signal += 0.25 * np.convolve(rng.standard_normal(_MNIST1D_CANVAS + 12), kernel,
+                                     mode="valid")[:_MNIST1D_CANVAS]  # correlated noise
+        X[i] = np.interp(out_grid, grid, signal) + 0.1 * rng.standard_normal(length)  # resample, white noise
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def load_mnist1d(seed: int = 0, n_train: int = 4000, n_test: int = 2000, length: int = 40) -> Digits:
+    """MNIST-1D-style data generated here, offline: ten 1-D template shapes, each example
+    stretched, shifted, scaled, sheared and noised, then resampled to `length` points.
+    Deterministic in seed; never touches numpy's global random state. Train and test come from
+    independent streams, so n_test does not change the training set."""
+    for value, name in ((seed, "seed"), (n_train, "n_train"), (n_test, "n_test"), (length, "length")):
+        if not _is_int(value):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    for value, name in ((n_train, "n_train"), (n_test, "n_test")):
+        if value < 10:
+            raise ValueError(f"{name} must be >= 10 so that every class appears, got {value}")
+    if not 8 <= length <= 4 * _MNIST1D_CANVAS:
+        raise ValueError(f"length must lie in [8, {4 * _MNIST1D_CANVAS}], got {length}")
+    X_train, y_train = _mnist1d_examples(int(n_train), np.random.default_rng([int(seed), 0]), int(length))
+    X_test, y_test = _mnist1d_examples(int(n_test), np.random.default_rng([int(seed), 1]), int(length))
+    return Digits(X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test)
+
+
 # %%
 digits = load_digits_split(test_fraction=0.25, seed=0)
 print(digits)
@@ -188,6 +254,37 @@ for label in range(10):
         axes[row, label].set_axis_off()
     axes[0, label].set_title(str(label))
 fig.suptitle("Two training examples per class (8×8 pixels)", y=1.02)
+plt.show()
+
+# %% [markdown]
+# ### A harder data set: MNIST-1D, generated here
+#
+# The digits are *easy*: a small MLP gets most of the 450 test images right, so
+# one image is worth 0.22 points and two methods rarely differ by more than a
+# couple of images. Later modules compare pruning methods, and a comparison on
+# data where everything scores the same teaches nothing.
+#
+# `load_mnist1d` builds a data set in the spirit of Greydanus's MNIST-1D (2020):
+# ten short one-dimensional shapes (a wave, a bump, a ramp, a step, …), and
+# every example is one of them **stretched** in time, **shifted**, **scaled**,
+# **sheared** (a random slope added), covered in smooth *correlated* noise plus
+# a little white noise, and resampled to 40 points. A linear model gets about a
+# third of it right, an MLP around two thirds, and a model that knows about
+# shifts (a convolution) much more: capacity and structure matter here, which is
+# exactly what pruning takes away. It is generated locally from a seed (no
+# download, no global random state), with 4000 training and 2000 test examples
+# (one test example = 0.05 points) and the classes balanced.
+
+# %%
+mnist1d = load_mnist1d(seed=0)
+print(mnist1d)
+print("train class counts:", np.bincount(mnist1d.y_train))
+fig, axes = plt.subplots(2, 5, figsize=(10, 3.2), sharex=True, sharey=True)
+for label, ax in enumerate(axes.ravel()):
+    for k in np.flatnonzero(mnist1d.y_train == label)[:3]:
+        ax.plot(mnist1d.X_train[k], lw=1)
+    ax.set_title(f"class {label}", fontsize=9)
+fig.suptitle("MNIST-1D: three training examples per class", y=1.02)
 plt.show()
 
 # %% [markdown]
@@ -214,14 +311,63 @@ plt.show()
 # actually taken is $\mathrm{fl}(\theta_i + h) - \theta_i$, not exactly $h$; the
 # helper divides by the step it really took.)
 
-# %% nbgrader={"grade": false, "grade_id": "module-base", "locked": true, "schema_version": 3, "solution": false}
-#| export
-def _is_int(value) -> bool:
+# %% [markdown]
+# ### The support layer: validation and timing, in one place
+#
+# The checks, and the way we time code, live in **one** exported module,
+# `tinytorch.support`, which every later module imports (`from tinytorch.support
+# import validate_int, median_times_ms`). One copy means one behaviour: the same
+# bad input gives the same message in module 01 and in module 05.
+#
+# Checking costs time, though. `np.isfinite(x).all()` reads the whole input,
+# and a layer that checks *every* call pays for it on every forward pass. For a
+# ReLU that is as much work as the ReLU itself, so a latency table measured with
+# checks on partly measures the checks. Like PyTorch's `torch.inference_mode()`,
+# `with inference_mode():` turns the per-call checks (and the caching that only
+# backward needs) off; `predict` validates its input once and then runs the model
+# that way, and `median_times_ms` times a dict of callables interleaved (one of
+# each per round, so a slow spell of a shared machine hits all of them alike)
+# and reports medians. Every latency table of the course goes through these two.
+
+# %% nbgrader={"grade": false, "grade_id": "support", "locked": true, "schema_version": 3, "solution": false}
+#| export support
+import contextlib
+import math
+import numbers
+import time
+
+import numpy as np
+
+_INFERENCE = [False]  # one flag for the whole package; set only by inference_mode()
+
+
+@contextlib.contextmanager
+def inference_mode():
+    """Inside this block layers skip their per-call input checks and keep nothing for backward:
+    the path used to measure latency. Validate the input once before entering it."""
+    previous = _INFERENCE[0]
+    _INFERENCE[0] = True
+    try:
+        yield
+    finally:
+        _INFERENCE[0] = previous
+
+
+def is_inference() -> bool:
+    """True inside `inference_mode()`."""
+    return _INFERENCE[0]
+
+
+def is_int(value) -> bool:
+    """An int or numpy integer, but not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _check_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
-    """x must be a non-empty, finite, floating-point ndarray (of rank ndim when given)."""
+def validate_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
+    """x must be a non-empty, finite, floating-point ndarray (of rank ndim when given).
+    Skipped inside inference_mode()."""
+    if _INFERENCE[0]:
+        return x
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
     if not np.issubdtype(x.dtype, np.floating):
@@ -235,7 +381,31 @@ def _check_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
     return x
 
 
-def _check_labels(labels, name: str, n: int | None = None, n_classes: int | None = None) -> np.ndarray:
+def validate_weights(weights, name="weights", ndim=None, min_ndim=1):
+    """Return `weights` as a numpy array of real numbers, or raise TypeError/ValueError naming `name`.
+    Checks: numeric (integer or floating, not bool/complex/object) dtype, the rank (`ndim` exactly,
+    or at least `min_ndim`), non-empty, and only finite values."""
+    if isinstance(weights, np.ndarray):
+        arr = weights
+    else:
+        try:
+            arr = np.asarray(weights)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be a numpy array of real numbers, got {type(weights).__name__}") from exc
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{name} must hold real numbers (integer or floating dtype), got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
+    if ndim is None and min_ndim is not None and arr.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def validate_labels(labels, name: str, n: int | None = None, n_classes: int | None = None) -> np.ndarray:
     """labels must be a 1-D integer ndarray (of length n; values in [0, n_classes) when given)."""
     if not isinstance(labels, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(labels).__name__}")
@@ -253,15 +423,36 @@ def _check_labels(labels, name: str, n: int | None = None, n_classes: int | None
     return labels
 
 
-def _check_positive_int(value, name: str) -> int:
-    if not _is_int(value):
+def validate_sparsity(sparsity, name="sparsity"):
+    """Return `sparsity` as a float in [0, 1], or raise TypeError/ValueError naming `name`."""
+    if isinstance(sparsity, (bool, np.bool_)) or not isinstance(sparsity, numbers.Real):
+        raise TypeError(f"{name} must be a real number in [0, 1], got {sparsity!r} ({type(sparsity).__name__})")
+    value = float(sparsity)
+    if not (0.0 <= value <= 1.0):  # also false for NaN
+        raise ValueError(f"{name} must be in [0, 1], got {sparsity!r}")
+    return value
+
+
+def validate_int(value, name, minimum=None):
+    """Return `value` as a Python int (at least `minimum` when given), or raise naming `name`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def validate_positive_int(value, name: str) -> int:
+    """An int > 0 (TypeError for other types, ValueError for <= 0)."""
+    if not is_int(value):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
     return int(value)
 
 
-def _check_positive_float(value, name: str) -> float:
+def validate_positive_float(value, name: str) -> float:
+    """A finite real number > 0."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if not (math.isfinite(float(value)) and float(value) > 0):
@@ -269,15 +460,64 @@ def _check_positive_float(value, name: str) -> float:
     return float(value)
 
 
-def _make_rng(seed) -> np.random.Generator:
+def validate_mask(mask, shape, name="mask"):
+    """Return `mask` as an array of 0/1 values of the given shape, or raise naming `name`."""
+    mask = validate_weights(mask, name)
+    if mask.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {mask.shape}")
+    if not np.all((mask == 0) | (mask == 1)):
+        raise ValueError(f"{name} must hold only 0 and 1")
+    return mask
+
+
+def make_rng(seed) -> np.random.Generator:
     """seed: a non-negative int or a np.random.Generator (never the global state)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if not _is_int(seed):
+    if not is_int(seed):
         raise TypeError(f"seed must be an int or a np.random.Generator, got {type(seed).__name__}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     return np.random.default_rng(int(seed))
+
+
+def mean_and_spread(values) -> tuple[float, float]:
+    """(mean, sample standard deviation with ddof=1) of per-seed results; spread 0.0 for one value.
+    Every comparison of the course reports its seeds this way."""
+    arr = validate_weights(np.asarray(values, dtype=np.float64), "values", ndim=1)
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def median_times_ms(fns, repeats=20, warmup=3):
+    """Median wall time in milliseconds of each callable in the dict `fns`, run interleaved (one of
+    each per round) after `warmup` untimed rounds, so a slow spell of a shared machine hits all alike.
+    Wrap model calls in inference_mode() (or call predict) so that checks are not timed."""
+    if not isinstance(fns, dict) or not fns or not all(callable(f) for f in fns.values()):
+        raise TypeError(f"fns must be a non-empty dict of callables, got {fns!r}")
+    repeats = validate_int(repeats, "repeats", 1)
+    warmup = validate_int(warmup, "warmup", 0)
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    samples = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, f in fns.items():
+            start = time.perf_counter()
+            f()
+            samples[name].append(time.perf_counter() - start)
+    return {name: 1e3 * float(np.median(times)) for name, times in samples.items()}
+
+
+# %% nbgrader={"grade": false, "grade_id": "module-base", "locked": true, "schema_version": 3, "solution": false}
+#| export
+try:  # in the package the checks live in tinytorch.support; in this notebook the cell above defined them
+    from .support import (inference_mode, is_inference, is_int, make_rng, validate_float_array,
+                          validate_labels, validate_positive_float, validate_positive_int)
+except ImportError:
+    pass
+_is_int, _make_rng = is_int, make_rng
+_check_float_array, _check_labels = validate_float_array, validate_labels
+_check_positive_int, _check_positive_float = validate_positive_int, validate_positive_float
 
 
 def _child_seeds(seed, count: int) -> list[int]:
@@ -512,7 +752,7 @@ class Linear(Module):
         ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-linear-forward", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-linear-forward", "locked": true, "points": 6, "schema_version": 3, "solution": false}
 # Linear.forward: shapes, values, initialisation
 layer = Linear(3, 2, seed=0)
 assert layer.weight.shape == (2, 3) and layer.bias.shape == (2,), \
@@ -551,7 +791,7 @@ assert lin.forward(np.ones((1, 4), np.float32)).shape == (1, 3), "a batch of one
 assert not np.array_equal(Linear(4, 3, seed=1).weight, Linear(4, 3, seed=2).weight), "different seeds, different weights"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade": true, "grade_id": "test-linear-backward", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-linear-backward", "locked": true, "points": 8, "schema_version": 3, "solution": false}
 # Linear.backward: compare with finite differences; gradients accumulate in place
 rng = np.random.default_rng(0)
 layer = Linear(5, 4, seed=0)
@@ -620,6 +860,8 @@ class ReLU(Module):
         return "ReLU()"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if is_inference():  # no check, nothing kept for backward: one pass over x
+            return np.maximum(x, np.zeros((), dtype=x.dtype))
         x = _check_float_array(x, "x")
         self._mask = x > 0
         return np.where(self._mask, x, np.zeros((), dtype=x.dtype))
@@ -975,7 +1217,7 @@ class CrossEntropyLoss:
         ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-softmax", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-softmax", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 # softmax: a probability distribution per row, stable for huge logits
 z = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], dtype=np.float32)
 p = softmax(z)
@@ -1001,7 +1243,7 @@ expect_error(TypeError, softmax, np.ones((2, 2), np.int32), match="logits")
 expect_error(ValueError, softmax, np.array([[np.inf, 0.0]]), match="logits")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade": true, "grade_id": "test-cross-entropy", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-cross-entropy", "locked": true, "points": 8, "schema_version": 3, "solution": false}
 # CrossEntropyLoss: value, stability, gradient = (p - onehot) / N
 loss_fn = CrossEntropyLoss()
 logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]], dtype=np.float32)
@@ -1075,7 +1317,7 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-accuracy", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-accuracy", "locked": true, "points": 6, "schema_version": 3, "solution": false}
 logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], dtype=np.float32)
 acc = accuracy(logits, np.array([1, 0, 0, 0]))
 assert isinstance(acc, float), f"accuracy should return a Python float, got {type(acc).__name__}"
@@ -1172,7 +1414,7 @@ class SGD(_Optimizer):
         ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-sgd", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-sgd", "locked": true, "points": 5, "schema_version": 3, "solution": false}
 w = np.array([1.0, -2.0, 3.0], dtype=np.float32)
 gw = np.array([0.5, 0.5, -1.0], dtype=np.float32)
 params, grads = {"w": w}, {"w": gw}
@@ -1285,11 +1527,12 @@ def _check_model(model) -> None:
 
 
 def predict(model: Module, X: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Logits of model on X, computed in batches."""
+    """Logits of model on X, computed in batches: X is validated once, then the model runs in
+    inference_mode() (no per-layer checks). This is the path to time."""
     _check_model(model)
     X = _check_float_array(X, "X")
     batch_size = _check_positive_int(batch_size, "batch_size")
-    with _one_blas_thread():
+    with _one_blas_thread(), inference_mode():  # X checked once above; the layers skip their checks
         return np.concatenate([model.forward(X[start:start + batch_size])
                                for start in range(0, len(X), batch_size)])
 
@@ -1348,11 +1591,12 @@ def train(model: Module, X: np.ndarray, y: np.ndarray, epochs: int, lr: float, b
     return history
 
 
-def make_mlp(seed=0, hidden: tuple[int, ...] = (128, 64)) -> Sequential:
-    """MLP for flattened 8x8 digits: Linear(64, h1), ReLU, ..., Linear(h_last, 10)."""
+def make_mlp(seed=0, hidden: tuple[int, ...] = (128, 64), in_features: int = 64) -> Sequential:
+    """MLP for flat inputs (64 for the 8x8 digits, 40 for MNIST-1D): Linear(in_features, h1), ReLU,
+    ..., Linear(h_last, 10)."""
     if not (isinstance(hidden, (tuple, list)) and len(hidden) > 0):
         raise ValueError(f"hidden must be a non-empty tuple of layer widths, got {hidden!r}")
-    widths = [64] + [_check_positive_int(h, "hidden") for h in hidden] + [10]
+    widths = [_check_positive_int(in_features, "in_features")] + [_check_positive_int(h, "hidden") for h in hidden] + [10]
     seeds = _child_seeds(seed, len(widths) - 1)
     layers: list[Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
@@ -1509,3 +1753,115 @@ for name, model, shape, seconds, acc in [("MLP", mlp, (64,), mlp_seconds, mlp_te
 # methods*, 1964. I. Sutskever et al., *On the importance of initialization and
 # momentum in deep learning*, ICML 2013. D. P. Kingma and J. Ba, *Adam: A
 # Method for Stochastic Optimization*, ICLR 2015.
+
+# %% [markdown]
+# ## 8. Where the digits stop telling models apart
+#
+# On the digits the MLP and the CNN end within a few test images of each other (the results
+# table above). On MNIST-1D (section 1) the shapes move around: a model that shares its
+# weights across positions (a convolution) has a real advantage over one that must learn
+# every position separately. We train both on 2000 MNIST-1D training signals with **three
+# seeds** and the same budget. The "CNN" is the `Conv2d` of section 5 used on signals as
+# 1 × 40 images, with 1 × 5 kernels.
+
+# %%
+def make_cnn1d(seed=0):
+    s = np.random.SeedSequence(seed).generate_state(3)
+    return Sequential(Conv2d(1, 16, (1, 5), seed=int(s[0])), ReLU(), Conv2d(16, 16, (1, 5), seed=int(s[1])), ReLU(),
+                      Flatten(), Linear(16 * 32, 10, seed=int(s[2])))
+
+
+m1d = load_mnist1d(seed=0, n_train=2000)
+SEEDS_1D, EPOCHS_1D = (0, 1, 2), 8
+started = time.perf_counter()
+acc_1d = {"MLP": [], "CNN": []}
+for seed in SEEDS_1D:
+    net = make_mlp(seed=seed, in_features=40)
+    train(net, m1d.X_train, m1d.y_train, epochs=EPOCHS_1D, lr=3e-3, seed=seed)
+    acc_1d["MLP"].append(evaluate(net, m1d.X_test, m1d.y_test))
+    net = make_cnn1d(seed)
+    train(net, m1d.X_train.reshape(-1, 1, 1, 40), m1d.y_train, epochs=EPOCHS_1D, lr=3e-3, seed=seed)
+    acc_1d["CNN"].append(evaluate(net, m1d.X_test.reshape(-1, 1, 1, 40), m1d.y_test))
+print(f"MNIST-1D, {EPOCHS_1D} epochs each, seeds {SEEDS_1D} ({time.perf_counter() - started:.1f} s)")
+for name, params in (("MLP", make_mlp(in_features=40).num_parameters()), ("CNN", make_cnn1d().num_parameters())):
+    print(f"{name}: {params} parameters, test accuracy {100 * np.mean(acc_1d[name]):.1f} ± "
+          f"{100 * np.std(acc_1d[name], ddof=1):.1f}% (mean ± std), per seed {[round(100 * a, 1) for a in acc_1d[name]]}")
+gap_1d = [len(m1d.y_test) * (c - m) for c, m in zip(acc_1d["CNN"], acc_1d["MLP"])]
+print(f"CNN - MLP: {np.mean(gap_1d):+.0f} ± {np.std(gap_1d, ddof=1):.0f} of {len(m1d.y_test)} test signals; "
+      f"on the digits: {round((cnn_test_acc - mlp_test_acc) * len(digits.y_test)):+d} of {len(digits.y_test)} test images (one seed)")
+
+# %% [markdown]
+# ## 9. Questions on your results
+#
+# Answer from what **your** notebook printed; the tests compare with your own run.
+# Questions 1 and 2 are checked automatically, 3 and 4 by your instructor.
+#
+# **Q1 (number).** On MNIST-1D, by how many **percentage points** does the CNN beat the MLP
+# on average over the seeds? Store it in `q1_cnn_minus_mlp_points` (tolerance ±0.3).
+#
+# **Q2 (choice).** On the digits (the results table), by how many test images do the MLP and
+# the CNN differ? Store the letter in `q2_choice`: `"A"` fewer than 5; `"B"` 5 to 15;
+# `"C"` more than 15.
+
+# %% nbgrader={"grade": false, "grade_id": "answers-results", "locked": false, "schema_version": 3, "solution": true}
+q1_cnn_minus_mlp_points = None  # a number, in percentage points
+q2_choice = None                # "A", "B" or "C"
+### BEGIN SOLUTION
+q1_cnn_minus_mlp_points = 100 * (np.mean(acc_1d["CNN"]) - np.mean(acc_1d["MLP"]))
+_images = abs(round((cnn_test_acc - mlp_test_acc) * len(digits.y_test)))
+q2_choice = "A" if _images < 5 else ("B" if _images <= 15 else "C")
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "test-q1-results", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+_want = 100 * (np.mean(acc_1d["CNN"]) - np.mean(acc_1d["MLP"]))
+assert isinstance(q1_cnn_minus_mlp_points, (int, float, np.number)) and not isinstance(q1_cnn_minus_mlp_points, bool), \
+    f"q1_cnn_minus_mlp_points must be a number, got {q1_cnn_minus_mlp_points!r}"
+assert abs(float(q1_cnn_minus_mlp_points) - _want) <= 0.3, \
+    f"q1: {q1_cnn_minus_mlp_points} does not match the mean accuracies printed in section 8 (tolerance ±0.3 points)"
+print("Q1 matches your run")
+
+# %% nbgrader={"grade": true, "grade_id": "test-q2-results", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+_images = abs(round((cnn_test_acc - mlp_test_acc) * len(digits.y_test)))
+_want = "A" if _images < 5 else ("B" if _images <= 15 else "C")
+assert q2_choice in ("A", "B", "C"), f"q2_choice must be 'A', 'B' or 'C', got {q2_choice!r}"
+assert q2_choice == _want, f"q2: {q2_choice!r} does not fit your results table (count the test images, not points)"
+print("Q2 fits your run")
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q3-structure", "locked": false, "points": 4, "schema_version": 3, "solution": true}
+# **Q3 (written, 4 points).** The CNN has fewer parameters than the MLP yet wins clearly on
+# MNIST-1D, while on the digits the two tie. Explain both observations from how the two data
+# sets are made (section 1) and how the two layers compute (sections 3 and 5).
+#
+# ### BEGIN SOLUTION
+# *Reference answer (instructor only).* MNIST-1D shifts, stretches and shears every template,
+# so the same shape appears at many positions; a convolution applies the same small filter
+# at every position (weight sharing, translation equivariance), so it learns a shape once,
+# while the MLP needs separate weights for every position and overfits with 2000 examples.
+# The digits are centred and size-normalised, so position hardly varies and an MLP that sees
+# all 64 pixels does as well as a small CNN; both are near the ceiling of 450 test images.
+#
+# *Rubric (4 points):* 1 point for the shift/stretch variation of MNIST-1D; 1 point for
+# weight sharing (same filter at every position, fewer parameters); 1 point for the digits
+# being centred / easy so both are at the ceiling; 1 point for citing their own numbers.
+# ### END SOLUTION
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q4-evidence", "locked": false, "points": 4, "schema_version": 3, "solution": true}
+# **Q4 (written, 4 points).** Later modules compare pruning methods. Using your numbers
+# (the seed spread on MNIST-1D, what one test image is worth on the digits), explain why
+# they do it on MNIST-1D with three seeds, and what a difference between two methods must
+# look like before you believe it.
+#
+# ### BEGIN SOLUTION
+# *Reference answer.* On the digits one test image is 0.22 points and the two models differ
+# by a handful of images, about what another seed changes, so a comparison there cannot
+# separate methods. On MNIST-1D the models are far from the ceiling, methods can differ by
+# tens of test signals, and the seed spread (printed, about a point here) says how large a
+# difference must be: a difference smaller than the spread of the paired per-seed
+# differences is noise; one several spreads wide, in the same direction for every seed, is
+# evidence.
+#
+# *Rubric (4 points):* 1 point for the value of one image on the digits; 1 point for the
+# ceiling argument; 1 point for using the measured spread; 1 point for a clear criterion
+# (paired differences, consistent sign, larger than the spread).
+# ### END SOLUTION
+

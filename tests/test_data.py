@@ -114,3 +114,63 @@ def test_iterate_minibatches_rejects_bad_arguments_immediately(args, error, word
 def test_iterate_minibatches_rejects_a_bad_rng():
     with pytest.raises(TypeError, match="rng"):
         iterate_minibatches(np.zeros((2, 2)), np.zeros(2, int), 1, rng="seed")
+
+
+# --- MNIST-1D (generated locally) -----------------------------------------------------------
+
+from tinytorch.data import load_mnist1d  # noqa: E402
+
+
+def test_mnist1d_shapes_dtypes_and_balanced_classes():
+    d = load_mnist1d(seed=0, n_train=1003, n_test=250)
+    assert isinstance(d, Digits) and d.n_classes == 10
+    assert d.X_train.shape == (1003, 40) and d.X_test.shape == (250, 40)
+    assert d.X_train.dtype == np.float32 and d.y_train.dtype == np.int64
+    assert np.all(np.isfinite(d.X_train)) and np.all(np.isfinite(d.X_test))
+    for y, n in ((d.y_train, 1003), (d.y_test, 250)):
+        counts = np.bincount(y, minlength=10)
+        assert counts.sum() == n and counts.max() - counts.min() <= 1
+    assert not np.array_equal(d.y_train[:20], np.arange(20) % 10)  # shuffled, not in class order
+
+
+def test_mnist1d_is_deterministic_and_leaves_global_random_state_alone():
+    np.random.seed(11)
+    before = np.random.get_state()
+    a = load_mnist1d(seed=3, n_train=200, n_test=100)
+    after = np.random.get_state()
+    assert before[0] == after[0] and np.array_equal(before[1], after[1]) and before[2:] == after[2:]
+    np.random.seed(99)
+    b = load_mnist1d(seed=3, n_train=200, n_test=100)
+    for field in ("X_train", "y_train", "X_test", "y_test"):
+        assert np.array_equal(getattr(a, field), getattr(b, field))
+    c = load_mnist1d(seed=4, n_train=200, n_test=100)
+    assert not np.array_equal(a.X_train, c.X_train)
+    # the test part comes from its own stream: a bigger test set leaves the training set as it was
+    d = load_mnist1d(seed=3, n_train=200, n_test=300)
+    assert np.array_equal(a.X_train, d.X_train) and not np.array_equal(a.X_test, d.X_test[:100])
+
+
+def test_mnist1d_is_harder_than_a_linear_model_and_learnable():
+    """The point of the data set: a linear classifier is far from solving it, yet it holds signal."""
+    from sklearn.linear_model import LogisticRegression
+    d = load_mnist1d(seed=0, n_train=2000, n_test=1000)
+    score = LogisticRegression(max_iter=2000).fit(d.X_train, d.y_train).score(d.X_test, d.y_test)
+    assert 0.2 < score < 0.6, score  # chance is 0.1
+
+
+def test_mnist1d_length_resamples():
+    d = load_mnist1d(seed=1, n_train=20, n_test=10, length=64)
+    assert d.X_train.shape == (20, 64)
+
+
+@pytest.mark.parametrize("kwargs,error,word", [
+    (dict(seed=-1), ValueError, "seed"),
+    (dict(seed=1.5), TypeError, "seed"),
+    (dict(n_train=5), ValueError, "n_train"),
+    (dict(n_test=True), TypeError, "n_test"),
+    (dict(length=4), ValueError, "length"),
+    (dict(length=40.0), TypeError, "length"),
+])
+def test_load_mnist1d_rejects_bad_arguments(kwargs, error, word):
+    with pytest.raises(error, match=word):
+        load_mnist1d(**kwargs)

@@ -50,7 +50,7 @@ def shrunk_and_masked(model, rng, units, sparsities):
 def test_n_kept_units_contract():
     for n in range(1, 130):
         for s in (0.0, 0.1, 0.25, 0.3, 0.5, 0.7, 0.75, 0.9, 1.0):
-            want = max(1, math.floor(round(n * (1 - s), 9)))
+            want = max(1, n - round(s * n))  # the course-wide rule: prune round(s*n), halves to even
             assert n_kept_units(n, s) == want, (n, s)
     assert n_kept_units(100, 0.9) == 10
 
@@ -68,6 +68,11 @@ def test_prune_conv_filters_matches_torch_ln_structured(out, cin, k, sparsity, s
     assert np.array_equal(pruned, w[kept])
     assert stats["remaining_filters"] == len(kept) == n_kept_units(out, sparsity)
     assert stats["pruned_filters"] + stats["remaining_filters"] == out
+    if round(sparsity * out) < out:  # same count as PyTorch's own rounding of a fractional amount
+        conv2 = torch.nn.Conv2d(cin, out, k, bias=False)
+        conv2.weight = torch.nn.Parameter(torch.from_numpy(w.copy()))
+        tprune.ln_structured(conv2, "weight", amount=float(sparsity), n=2, dim=0)
+        assert np.array_equal(kept, np.flatnonzero(conv2.weight_mask.numpy().reshape(out, -1).any(axis=1)))
 
 
 @SETTINGS
@@ -142,7 +147,9 @@ def test_taylor_importance_matches_torch_gradients():
     model = make_mlp(seed=3)
     X = rng.random((40, 64)).astype(np.float32)
     y = rng.integers(0, 10, size=40)
-    ours = taylor_importance(model, X, y, batch_size=64)
+    ours = taylor_importance(model, X, y, batch_size=64, squared=False)
+    squared = taylor_importance(model, X, y, batch_size=64)  # one batch: the square of the same score
+    assert all(np.allclose(squared[i], ours[i] ** 2, rtol=1e-5) for i in ours)
     tm = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 64), torch.nn.ReLU(),
                              torch.nn.Linear(64, 10))
     with torch.no_grad():
@@ -154,6 +161,19 @@ def test_taylor_importance_matches_torch_gradients():
         w, g = tm[i].weight.detach().numpy(), tm[i].weight.grad.numpy()
         assert np.allclose(ours[i], np.abs((w * g).sum(axis=1)), rtol=1e-3, atol=1e-7)
     assert all(np.all(g == 0) for g in model.gradients().values())
+
+
+def test_taylor_importance_accumulates_squared_per_batch_scores():
+    rng = np.random.default_rng(2)
+    model = make_mlp(seed=1)
+    X = rng.random((50, 64)).astype(np.float32)
+    y = rng.integers(0, 10, size=50)
+    halves = [taylor_importance(model, X[a:b], y[a:b], batch_size=25, squared=False) for a, b in ((0, 25), (25, 50))]
+    both = taylor_importance(model, X, y, batch_size=25)
+    for i in both:
+        assert np.allclose(both[i], (halves[0][i] ** 2 + halves[1][i] ** 2) / 2, rtol=1e-5)
+    with pytest.raises(TypeError, match="squared"):
+        taylor_importance(model, X, y, squared="yes")
 
 
 def test_unit_importance_criteria():
