@@ -66,6 +66,7 @@ except ImportError:  # the course set-up installs it; report it like a missing d
     cl = None
 
 from tinytorch.sparse import CSRMatrix
+from tinytorch.support import validate_int
 
 # %% nbgrader={"grade": false, "grade_id": "notebook-imports", "locked": true, "schema_version": 3, "solution": false}
 # Used by this notebook only (not exported).
@@ -130,15 +131,6 @@ class NoOpenCLDeviceError(RuntimeError):
 
 class KernelBuildError(RuntimeError):
     """An OpenCL C source failed to compile; the message holds the compiler's build log."""
-
-
-def validate_int(value, name, minimum=None):
-    """`value` as a Python int (at least `minimum` when given), or TypeError/ValueError naming `name`."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def list_devices():
