@@ -67,6 +67,7 @@ from tinytorch.nn import evaluate, make_mlp, train
 from tinytorch.prune import finetune_masked, magnitude_mask
 from tinytorch.prune_structured import block_mask, nm_mask
 from tinytorch.sparse import csr_from_dense
+from tinytorch.support import mean_and_spread
 from tinytorch.testing import expect_error
 
 # %% [markdown]
@@ -262,7 +263,7 @@ def bsr_from_dense(A, block):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-bsr_from_dense", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-bsr_from_dense", "locked": true, "points": 10, "schema_version": 3, "solution": false}
 _A = np.array([[1, 2, 0, 0, 0],
                [0, 3, 0, 0, 4],
                [0, 0, 0, 0, 0]], dtype=np.float32)   # 3 x 5: ragged in both directions for 2 x 2 blocks
@@ -287,6 +288,11 @@ _B = bsr_from_dense(np.zeros((5, 3)), (2, 2))
 assert _B.nnzb == 0 and _B.indptr.tolist() == [0, 0, 0, 0], f"an all-zero matrix stores no block, got {_B}"
 _B = bsr_from_dense(np.arange(12).reshape(3, 4), (3, 4))
 assert _B.nnzb == 1 and _B.data.dtype == np.float32, "a whole-matrix block: one float32 block"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-bsr_from_dense-errors", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+bsr_from_dense(np.eye(3), (2, 2))  # the stub stops here
+### BEGIN HIDDEN TESTS
 for _bad, _exc in [((np.ones((2, 2)), (0, 2)), ValueError), ((np.ones((2, 2)), 2), TypeError),
                    ((np.ones(4), (2, 2)), ValueError), ((np.full((2, 2), np.nan), (1, 1)), ValueError)]:
     expect_error(_exc, bsr_from_dense, *_bad)
@@ -475,7 +481,7 @@ def bsr_test_cases(seed, blocks):
     return cases
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-bsr_spmv", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-bsr_spmv", "locked": true, "points": 14, "schema_version": 3, "solution": false}
 check_bsr_spmv_cases(BSR_SPMV_SOURCE, bsr_test_cases(seed=10, blocks=[(3, 8), (4, 16)]))
 ### BEGIN HIDDEN TESTS
 _rng = np.random.default_rng(11)
@@ -711,7 +717,7 @@ def pack_nm(weights, n=2, m=4):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-pack_nm", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-pack_nm", "locked": true, "points": 10, "schema_version": 3, "solution": false}
 _w = np.array([[0, 5, 0, 6, 7, 0, 0, 0],
                [1, 0, 2, 0, 0, 0, 3, 4]], dtype=np.float32)
 _p = pack_nm(_w, 2, 4)
@@ -731,6 +737,11 @@ for _n, _m in [(1, 4), (2, 8), (1, 2), (3, 3)]:
     _pr = _big[:, :_m * (64 // _m)] * nm_mask(_big[:, :_m * (64 // _m)], _n, _m)
     assert np.array_equal(pack_nm(_pr, _n, _m).to_dense(), _pr), f"{_n}:{_m} round trip failed"
 assert np.array_equal(pack_nm(np.zeros((2, 4)), 2, 4).to_dense(), np.zeros((2, 4))), "all zeros"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-pack_nm-errors", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+pack_nm(np.zeros((1, 4)), 2, 4)  # the stub stops here
+### BEGIN HIDDEN TESTS
 for _args, _exc in [((np.ones((2, 4)), 2, 4), ValueError), ((np.ones((2, 6)), 2, 3), ValueError),
                     ((np.zeros((2, 4)), 2.0, 4), TypeError), ((np.zeros((2, 4)), 5, 4), ValueError),
                     ((np.zeros(4), 2, 4), ValueError)]:
@@ -1145,27 +1156,37 @@ for _name, _w in layer_weights.items():
     assert np.array_equal(_dense_w, _w), f"{_name}: the stored layer differs from the pruned one"
     comparison[_name] = {"bytes": (_A.nbytes if not _name.startswith("CSR") else csr_bytes(_w.shape[0], _A.nnz)),
                          "ms": layer_time(fk, _name, _A, _n_test) * 1e3}
+_dense_bytes = 4 * layer_weights["2:4 packed"].size
 print(f"layer {LAYER} {layer_weights['2:4 packed'].shape}, 50% sparse, product with the test batch ({_n_test}); "
-      f"dense: {4 * layer_weights['2:4 packed'].size} bytes; {len(SEEDS)} seeds, mean [min, max]")
-print(f"{'format':22s} {'bytes':>8s} {'of dense':>8s} {'device ms':>9s} {'pruned acc':>22s} "
-      f"{'after fine-tune':>22s} {'test images lost':>16s}")
-_dense_mean = np.mean(acc["dense"]["finetuned"])
+      f"dense: {_dense_bytes} bytes; accuracy mean ± sample std over {len(SEEDS)} seeds")
+print(f"{'format':20s} {'bytes':>7s} {'of dense':>8s} {'device ms':>9s} {'pruned acc %':>14s} {'fine-tuned %':>14s} "
+      f"{'vs CSR, examples: pruned':>25s} {'fine-tuned':>12s}")
+
+
+def vs_csr(name, when):
+    """Per-seed differences in test examples between a format and unstructured CSR."""
+    return [_n_test * (a - b) for a, b in zip(acc[name][when], acc["CSR (unstructured)"][when])]
+
+
 for _name in ["dense", *FORMATS]:
-    _p, _f = np.array(acc[_name]["pruned"]), np.array(acc[_name]["finetuned"])
-    _c = comparison.get(_name, {"bytes": 4 * layer_weights["2:4 packed"].size, "ms": float("nan")})
-    print(f"{_name:22s} {_c['bytes']:8d} {_c['bytes'] / (4 * layer_weights['2:4 packed'].size):8.2f} "
-          f"{_c['ms']:9.3f} {_p.mean():8.2%} [{_p.min():.3f},{_p.max():.3f}] {_f.mean():8.2%} [{_f.min():.3f},"
-          f"{_f.max():.3f}] {(_dense_mean - _f.mean()) * _n_test:16.1f}")
+    _c = comparison.get(_name, {"bytes": _dense_bytes, "ms": float("nan")})
+    _p, _ps = mean_and_spread([100 * a for a in acc[_name]["pruned"]])
+    _f, _fs = mean_and_spread([100 * a for a in acc[_name]["finetuned"]])
+    _dp, _dps = mean_and_spread(vs_csr(_name, "pruned"))
+    _df, _dfs = mean_and_spread(vs_csr(_name, "finetuned"))
+    print(f"{_name:20s} {_c['bytes']:7d} {_c['bytes'] / _dense_bytes:8.2f} {_c['ms']:9.3f} {_p:6.2f} ± {_ps:5.2f} "
+          f"{_f:6.2f} ± {_fs:5.2f} {_dp:+15.1f} ± {_dps:5.1f} {_df:+6.1f} ± {_dfs:4.1f}")
+for _name in FORMATS:
+    if _name.startswith("CSR"):
+        continue
+    for _when in ("pruned", "finetuned"):
+        _d = vs_csr(_name, _when)
+        _verdict = ("behind CSR in every seed" if max(_d) < 0 else "ahead of CSR in every seed" if min(_d) > 0
+                    else "not separable from CSR over these seeds")
+        print(f"{_name:12s} {'before' if _when == 'pruned' else 'after':6s} fine-tuning: {_verdict} "
+              f"({', '.join(f'{v:+.0f}' for v in _d)} examples)")
 _smallest = min(comparison, key=lambda k: comparison[k]["bytes"])
 _fastest = min(comparison, key=lambda k: comparison[k]["ms"])
-for _when in ("pruned", "finetuned"):
-    _means = {k: np.mean(acc[k][_when]) for k in FORMATS}
-    _between = (max(_means.values()) - min(_means.values())) * _n_test
-    _within = max(np.ptp(acc[k][_when]) for k in FORMATS) * _n_test
-    print(f"{'before' if _when == 'pruned' else 'after'} fine-tuning: the format means differ by up to "
-          f"{_between:.1f} test images, seeds within one format by up to {_within:.0f}: "
-          + (f"{max(_means, key=_means.get)} is the most accurate" if _between > _within
-             else "the formats cannot be told apart on this data"))
 print(f"smallest: {_smallest}; fastest on this device for this layer: {_fastest}")
 
 # %% [markdown]
@@ -1203,6 +1224,73 @@ print(f"{'format':22s} {'MB':>8s} {'device ms':>10s} {'x CSR speed':>11s}")
 for _name, _r in large.items():
     print(f"{_name:22s} {_r['bytes'] / 1e6:8.2f} {_r['ms']:10.3f} "
           f"{large['CSR (unstructured)']['ms'] / _r['ms']:11.2f}")
+
+# %% [markdown]
+# ## 8. Questions on your results
+#
+# Answer from what **your** notebook printed; the tests compare with your own run. Questions
+# 1 and 2 are checked automatically, 3 by your instructor.
+#
+# **Q1 (number).** Right after pruning (before fine-tuning), by how many test examples does
+# the 2:4 model differ from the unstructured (CSR) one, on average over the seeds? Read the
+# "vs CSR, examples: pruned" column of the `2:4 packed` row and store it (with its sign) in
+# `q1_nm_vs_csr_pruned` (tolerance ±1.5).
+#
+# **Q2 (choice).** Which format's SpMM was fastest on the 4096 x 4096 layer on your device?
+# Store the letter in `q2_fastest`: `"A"` CSR, `"B"` BSR one row tall, `"C"` BSR four rows
+# tall, `"D"` 2:4 packed.
+
+# %% nbgrader={"grade": false, "grade_id": "answers-results", "locked": false, "schema_version": 3, "solution": true}
+q1_nm_vs_csr_pruned = None  # a number of test examples (negative if 2:4 is behind)
+q2_fastest = None           # "A", "B", "C" or "D"
+### BEGIN SOLUTION
+q1_nm_vs_csr_pruned = float(np.mean(vs_csr("2:4 packed", "pruned")))
+q2_fastest = "ABCD"[list(large).index(min(large, key=lambda k: large[k]["ms"]))]
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "test-q1-results", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+_want = float(np.mean([len(y_test) * (a - b) for a, b in zip(acc["2:4 packed"]["pruned"],
+                                                               acc["CSR (unstructured)"]["pruned"])]))
+assert isinstance(q1_nm_vs_csr_pruned, (int, float, np.number)) and not isinstance(q1_nm_vs_csr_pruned, bool), \
+    f"q1_nm_vs_csr_pruned must be a number, got {q1_nm_vs_csr_pruned!r}"
+assert abs(float(q1_nm_vs_csr_pruned) - _want) <= 1.5, \
+    f"q1: {q1_nm_vs_csr_pruned} is not the 2:4 row's 'vs CSR, examples: pruned' mean in your table (±1.5)"
+print("Q1 matches your table")
+
+# %% nbgrader={"grade": true, "grade_id": "test-q2-results", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+_names = list(large)
+_best = min(large[k]["ms"] for k in _names)
+_ok = {"ABCD"[i] for i, k in enumerate(_names) if large[k]["ms"] <= 1.03 * _best}  # near-ties count as right
+assert q2_fastest in ("A", "B", "C", "D"), f"q2_fastest must be 'A', 'B', 'C' or 'D', got {q2_fastest!r}"
+assert q2_fastest in _ok, f"q2: {q2_fastest!r} is not the fastest format in your 4096 x 4096 table"
+print("Q2 fits your run")
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q3-formats", "locked": false, "points": 4, "schema_version": 3, "solution": true}
+# **Q3 (written, 4 points).** Using your two tables, explain (a) why the block masks cost
+# more accuracy than unstructured pruning right after pruning, and what fine-tuning changes;
+# (b) which format you would ship for this layer on your device, and whether that choice
+# would change on an NVIDIA GPU with sparse tensor cores. Quote bytes, times and accuracies
+# (with their seed spread).
+#
+# ### BEGIN SOLUTION
+# *Reference answer (instructor only).* (a) A block mask must keep or drop whole tiles, so at
+# 50% it drops many large weights that share a tile with small ones; unstructured magnitude
+# pruning drops exactly the smallest half. The taller the block, the fewer choices, so BSR
+# four rows tall loses most before fine-tuning, 2:4 (a choice inside every group of 4) and
+# one-row blocks sit between. Fine-tuning lets the kept weights compensate; after it the
+# formats' paired differences fall to the order of the seed spread, so at equal budget the
+# structure costs little on this task. (b) At 50% CSR stores as many bytes as the dense
+# layer, while BSR and 2:4 store about half; on a CPU the fastest format in the 4096 table
+# (a memory-bound product) is the one to ship if the accuracy after fine-tuning is not
+# separable. On an NVIDIA GPU with sparse tensor cores, 2:4 is the only one of these formats
+# the hardware runs natively (up to 2x the dense math peak, less end to end), which favours it
+# there; BSR needs blocks as wide as a warp to coalesce.
+#
+# *Rubric (4 points):* 1 point for the tile argument with the before-fine-tuning numbers;
+# 1 point for comparing after-fine-tuning differences with the seed spread; 1 point for a
+# choice backed by bytes and the measured time; 1 point for the GPU case (2:4 hardware support,
+# not end-to-end 2x; warp-wide blocks).
+# ### END SOLUTION
 
 # %% [markdown]
 # ## Summary
