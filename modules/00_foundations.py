@@ -752,7 +752,7 @@ class Linear(Module):
         ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-linear-forward", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-linear-forward", "locked": true, "points": 6, "schema_version": 3, "solution": false}
 # Linear.forward: shapes, values, initialisation
 layer = Linear(3, 2, seed=0)
 assert layer.weight.shape == (2, 3) and layer.bias.shape == (2,), \
@@ -791,7 +791,7 @@ assert lin.forward(np.ones((1, 4), np.float32)).shape == (1, 3), "a batch of one
 assert not np.array_equal(Linear(4, 3, seed=1).weight, Linear(4, 3, seed=2).weight), "different seeds, different weights"
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade": true, "grade_id": "test-linear-backward", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-linear-backward", "locked": true, "points": 8, "schema_version": 3, "solution": false}
 # Linear.backward: compare with finite differences; gradients accumulate in place
 rng = np.random.default_rng(0)
 layer = Linear(5, 4, seed=0)
@@ -1217,7 +1217,7 @@ class CrossEntropyLoss:
         ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-softmax", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-softmax", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 # softmax: a probability distribution per row, stable for huge logits
 z = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], dtype=np.float32)
 p = softmax(z)
@@ -1243,7 +1243,7 @@ expect_error(TypeError, softmax, np.ones((2, 2), np.int32), match="logits")
 expect_error(ValueError, softmax, np.array([[np.inf, 0.0]]), match="logits")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade": true, "grade_id": "test-cross-entropy", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-cross-entropy", "locked": true, "points": 8, "schema_version": 3, "solution": false}
 # CrossEntropyLoss: value, stability, gradient = (p - onehot) / N
 loss_fn = CrossEntropyLoss()
 logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]], dtype=np.float32)
@@ -1317,7 +1317,7 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-accuracy", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-accuracy", "locked": true, "points": 6, "schema_version": 3, "solution": false}
 logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], dtype=np.float32)
 acc = accuracy(logits, np.array([1, 0, 0, 0]))
 assert isinstance(acc, float), f"accuracy should return a Python float, got {type(acc).__name__}"
@@ -1414,7 +1414,7 @@ class SGD(_Optimizer):
         ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-sgd", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-sgd", "locked": true, "points": 5, "schema_version": 3, "solution": false}
 w = np.array([1.0, -2.0, 3.0], dtype=np.float32)
 gw = np.array([0.5, 0.5, -1.0], dtype=np.float32)
 params, grads = {"w": w}, {"w": gw}
@@ -1947,3 +1947,115 @@ for label, layer, x_in, g_in in [("BatchNorm2d", bn_check, bn_x, bn_g), ("Residu
 # methods*, 1964. I. Sutskever et al., *On the importance of initialization and
 # momentum in deep learning*, ICML 2013. D. P. Kingma and J. Ba, *Adam: A
 # Method for Stochastic Optimization*, ICLR 2015.
+
+# %% [markdown]
+# ## 8. Where the digits stop telling models apart
+#
+# On the digits the MLP and the CNN end within a few test images of each other (the results
+# table above). On MNIST-1D (section 1) the shapes move around: a model that shares its
+# weights across positions (a convolution) has a real advantage over one that must learn
+# every position separately. We train both on 2000 MNIST-1D training signals with **three
+# seeds** and the same budget. The "CNN" is the `Conv2d` of section 5 used on signals as
+# 1 × 40 images, with 1 × 5 kernels.
+
+# %%
+def make_cnn1d(seed=0):
+    s = np.random.SeedSequence(seed).generate_state(3)
+    return Sequential(Conv2d(1, 16, (1, 5), seed=int(s[0])), ReLU(), Conv2d(16, 16, (1, 5), seed=int(s[1])), ReLU(),
+                      Flatten(), Linear(16 * 32, 10, seed=int(s[2])))
+
+
+m1d = load_mnist1d(seed=0, n_train=2000)
+SEEDS_1D, EPOCHS_1D = (0, 1, 2), 8
+started = time.perf_counter()
+acc_1d = {"MLP": [], "CNN": []}
+for seed in SEEDS_1D:
+    net = make_mlp(seed=seed, in_features=40)
+    train(net, m1d.X_train, m1d.y_train, epochs=EPOCHS_1D, lr=3e-3, seed=seed)
+    acc_1d["MLP"].append(evaluate(net, m1d.X_test, m1d.y_test))
+    net = make_cnn1d(seed)
+    train(net, m1d.X_train.reshape(-1, 1, 1, 40), m1d.y_train, epochs=EPOCHS_1D, lr=3e-3, seed=seed)
+    acc_1d["CNN"].append(evaluate(net, m1d.X_test.reshape(-1, 1, 1, 40), m1d.y_test))
+print(f"MNIST-1D, {EPOCHS_1D} epochs each, seeds {SEEDS_1D} ({time.perf_counter() - started:.1f} s)")
+for name, params in (("MLP", make_mlp(in_features=40).num_parameters()), ("CNN", make_cnn1d().num_parameters())):
+    print(f"{name}: {params} parameters, test accuracy {100 * np.mean(acc_1d[name]):.1f} ± "
+          f"{100 * np.std(acc_1d[name], ddof=1):.1f}% (mean ± std), per seed {[round(100 * a, 1) for a in acc_1d[name]]}")
+gap_1d = [len(m1d.y_test) * (c - m) for c, m in zip(acc_1d["CNN"], acc_1d["MLP"])]
+print(f"CNN - MLP: {np.mean(gap_1d):+.0f} ± {np.std(gap_1d, ddof=1):.0f} of {len(m1d.y_test)} test signals; "
+      f"on the digits: {round((cnn_test_acc - mlp_test_acc) * len(digits.y_test)):+d} of {len(digits.y_test)} test images (one seed)")
+
+# %% [markdown]
+# ## 9. Questions on your results
+#
+# Answer from what **your** notebook printed; the tests compare with your own run.
+# Questions 1 and 2 are checked automatically, 3 and 4 by your instructor.
+#
+# **Q1 (number).** On MNIST-1D, by how many **percentage points** does the CNN beat the MLP
+# on average over the seeds? Store it in `q1_cnn_minus_mlp_points` (tolerance ±0.3).
+#
+# **Q2 (choice).** On the digits (the results table), by how many test images do the MLP and
+# the CNN differ? Store the letter in `q2_choice`: `"A"` fewer than 5; `"B"` 5 to 15;
+# `"C"` more than 15.
+
+# %% nbgrader={"grade": false, "grade_id": "answers-results", "locked": false, "schema_version": 3, "solution": true}
+q1_cnn_minus_mlp_points = None  # a number, in percentage points
+q2_choice = None                # "A", "B" or "C"
+### BEGIN SOLUTION
+q1_cnn_minus_mlp_points = 100 * (np.mean(acc_1d["CNN"]) - np.mean(acc_1d["MLP"]))
+_images = abs(round((cnn_test_acc - mlp_test_acc) * len(digits.y_test)))
+q2_choice = "A" if _images < 5 else ("B" if _images <= 15 else "C")
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "test-q1-results", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+_want = 100 * (np.mean(acc_1d["CNN"]) - np.mean(acc_1d["MLP"]))
+assert isinstance(q1_cnn_minus_mlp_points, (int, float, np.number)) and not isinstance(q1_cnn_minus_mlp_points, bool), \
+    f"q1_cnn_minus_mlp_points must be a number, got {q1_cnn_minus_mlp_points!r}"
+assert abs(float(q1_cnn_minus_mlp_points) - _want) <= 0.3, \
+    f"q1: {q1_cnn_minus_mlp_points} does not match the mean accuracies printed in section 8 (tolerance ±0.3 points)"
+print("Q1 matches your run")
+
+# %% nbgrader={"grade": true, "grade_id": "test-q2-results", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+_images = abs(round((cnn_test_acc - mlp_test_acc) * len(digits.y_test)))
+_want = "A" if _images < 5 else ("B" if _images <= 15 else "C")
+assert q2_choice in ("A", "B", "C"), f"q2_choice must be 'A', 'B' or 'C', got {q2_choice!r}"
+assert q2_choice == _want, f"q2: {q2_choice!r} does not fit your results table (count the test images, not points)"
+print("Q2 fits your run")
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q3-structure", "locked": false, "points": 4, "schema_version": 3, "solution": true}
+# **Q3 (written, 4 points).** The CNN has fewer parameters than the MLP yet wins clearly on
+# MNIST-1D, while on the digits the two tie. Explain both observations from how the two data
+# sets are made (section 1) and how the two layers compute (sections 3 and 5).
+#
+# ### BEGIN SOLUTION
+# *Reference answer (instructor only).* MNIST-1D shifts, stretches and shears every template,
+# so the same shape appears at many positions; a convolution applies the same small filter
+# at every position (weight sharing, translation equivariance), so it learns a shape once,
+# while the MLP needs separate weights for every position and overfits with 2000 examples.
+# The digits are centred and size-normalised, so position hardly varies and an MLP that sees
+# all 64 pixels does as well as a small CNN; both are near the ceiling of 450 test images.
+#
+# *Rubric (4 points):* 1 point for the shift/stretch variation of MNIST-1D; 1 point for
+# weight sharing (same filter at every position, fewer parameters); 1 point for the digits
+# being centred / easy so both are at the ceiling; 1 point for citing their own numbers.
+# ### END SOLUTION
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q4-evidence", "locked": false, "points": 4, "schema_version": 3, "solution": true}
+# **Q4 (written, 4 points).** Later modules compare pruning methods. Using your numbers
+# (the seed spread on MNIST-1D, what one test image is worth on the digits), explain why
+# they do it on MNIST-1D with three seeds, and what a difference between two methods must
+# look like before you believe it.
+#
+# ### BEGIN SOLUTION
+# *Reference answer.* On the digits one test image is 0.22 points and the two models differ
+# by a handful of images, about what another seed changes, so a comparison there cannot
+# separate methods. On MNIST-1D the models are far from the ceiling, methods can differ by
+# tens of test signals, and the seed spread (printed, about a point here) says how large a
+# difference must be: a difference smaller than the spread of the paired per-seed
+# differences is noise; one several spreads wide, in the same direction for every seed, is
+# evidence.
+#
+# *Rubric (4 points):* 1 point for the value of one image on the digits; 1 point for the
+# ceiling argument; 1 point for using the measured spread; 1 point for a clear criterion
+# (paired differences, consistent sign, larger than the spread).
+# ### END SOLUTION
+

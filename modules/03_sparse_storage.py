@@ -332,7 +332,7 @@ def csr_from_dense(A):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-csr_from_dense", "locked": true, "points": 10, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-csr_from_dense", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 _A = csr_from_dense(EXAMPLE)
 assert isinstance(_A, CSRMatrix), f"expected a CSRMatrix, got {type(_A).__name__}"
 for _name, _want in (("data", [2, 1, 3, 4, 5, 6]), ("indices", [1, 4, 0, 3, 5, 2]), ("indptr", [0, 2, 2, 5, 6])):
@@ -388,7 +388,7 @@ def csr_to_dense(A):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-csr_to_dense", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-csr_to_dense", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 _B = csr_to_dense(CSRMatrix([2, 1, 3, 4, 5, 6], [1, 4, 0, 3, 5, 2], [0, 2, 2, 5, 6], (4, 6)))
 assert isinstance(_B, np.ndarray) and _B.dtype == np.float32, f"expected a float32 array, got {type(_B).__name__} {getattr(_B, 'dtype', None)}"
 assert np.array_equal(_B, EXAMPLE), f"example back to dense: expected\n{EXAMPLE}\ngot\n{_B}"
@@ -476,9 +476,11 @@ print("indptr ", _A.indptr.tolist())
 # $s^* = \tfrac12 + \tfrac{m+1}{2mn}$: a hair above one half. **CSR only saves memory once
 # more than half of the weights are gone**, and at 90% sparsity it keeps not 10% but about
 # 20% of the dense bytes. (The second term is the row pointers; for a tiny matrix it can push
-# $s^*$ above 1, meaning CSR never wins.) Deep Compression shrinks the index cost by storing
-# 4- or 5-bit *relative* column offsets instead of 32-bit indices; the formula shows why that
-# matters.
+# $s^*$ above 1, meaning CSR never wins.) Deep Compression (Han et al. 2016) shrinks the
+# index cost by storing the *difference* to the previous stored position instead of an
+# absolute 32-bit index: 8 bits for convolutional layers and 5 bits for fully connected ones,
+# with a filler zero inserted whenever a gap exceeds what the bits can express. Put
+# $b_i = 5/8$ byte into the formula to see why that matters.
 #
 # ### Exercise 3: count the bytes
 #
@@ -512,7 +514,7 @@ def break_even_sparsity(n_rows, n_cols, value_bytes=4, index_bytes=4):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-storage_bytes", "locked": true, "points": 10, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-storage_bytes", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 _A = CSRMatrix.from_dense(EXAMPLE)
 assert csr_storage_bytes(4, 6) == _A.nbytes, f"example: CSRMatrix.nbytes is {_A.nbytes}, csr_storage_bytes(4, 6) gave {csr_storage_bytes(4, 6)}"
 assert csr_storage_bytes(4, 6) == 6 * 8 + 5 * 4, f"csr_storage_bytes(4, 6): expected 68, got {csr_storage_bytes(4, 6)}"
@@ -537,6 +539,12 @@ assert abs(break_even_sparsity(50, 40, value_bytes=2, index_bytes=2) - (0.5 + 51
 assert abs(break_even_sparsity(1000, 1000, value_bytes=4, index_bytes=1) - (0.2 + 1001 / 5e6)) < 1e-12, "8-bit indices"
 assert csr_storage_bytes(3, 0) == 16, f"empty 3-row matrix: only indptr, 16 bytes, got {csr_storage_bytes(3, 0)}"
 assert isinstance(break_even_sparsity(10, 10), float), "break_even_sparsity returns a float"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-storage_bytes-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# csr_storage_bytes / break_even_sparsity: bad input gets a clear error
+assert csr_storage_bytes(3, 0) == 16, f"empty 3-row matrix: only indptr, 16 bytes, got {csr_storage_bytes(3, 0)}"
+### BEGIN HIDDEN TESTS
 for _args, _exc in (((0, 5), ValueError), ((3, -1), ValueError), ((2.0, 5), TypeError), ((3, 4, 0), ValueError)):
     expect_error(_exc, csr_storage_bytes, *_args)
 expect_error(ValueError, break_even_sparsity, 5, 0)
@@ -632,7 +640,7 @@ def row_sums(values, indptr):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-row_sums", "locked": true, "points": 10, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-row_sums", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 _v = np.array([1, 2, 3, 4, 5, 6], dtype=np.float32)
 _got = row_sums(_v, [0, 2, 2, 5, 6])
 assert np.array_equal(_got, [3, 0, 12, 6]), f"rows [1,2] [] [3,4,5] [6]: expected [3, 0, 12, 6], got {np.asarray(_got).tolist()}"
@@ -658,23 +666,67 @@ for _args in ((_v, [0, 2, 7]), (_v, [1, 6]), (_v, [0, 4, 2, 6]), (_v, [0])):
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Exercise 5: matrix-vector product
+# ### Exercise 5a: the product as a plain loop first
+#
+# Before making it fast, make it right. Write `csr_matvec_loop(A, x)`: for every row `i`,
+# walk its entries `k` from `A.indptr[i]` to `A.indptr[i + 1] - 1` and add
+# `A.data[k] * x[A.indices[k]]` to `y[i]`. Two nested Python loops, float32 result, no
+# dense matrix. It is slow (a microsecond or so per entry), and that is fine: it states the
+# definition in code, and it becomes the reference that your fast version is checked
+# against.
+
+# %% nbgrader={"grade": false, "grade_id": "csr_matvec_loop", "locked": false, "schema_version": 3, "solution": true}
+#| export
+def csr_matvec_loop(A, x):
+    """y = A @ x by the definition: a Python loop over rows and their stored entries (slow, obviously right)."""
+    x = _check_vector(A, x)
+    ### BEGIN SOLUTION
+    y = np.zeros(A.shape[0], dtype=np.float32)
+    for i in range(A.shape[0]):
+        total = np.float32(0.0)
+        for k in range(int(A.indptr[i]), int(A.indptr[i + 1])):
+            total += A.data[k] * x[A.indices[k]]
+        y[i] = total
+    return y
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test-csr_matvec_loop", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+_A = CSRMatrix.from_dense(EXAMPLE)
+_x = np.array([1, 2, 3, 4, 5, 6], dtype=np.float32)
+_y = csr_matvec_loop(_A, _x)
+assert isinstance(_y, np.ndarray) and _y.shape == (4,) and _y.dtype == np.float32, \
+    f"expected a float32 array of shape (4,), got {type(_y).__name__} {getattr(_y, 'shape', None)} {getattr(_y, 'dtype', None)}"
+assert np.array_equal(_y, EXAMPLE @ _x), f"example @ [1..6]: expected {(EXAMPLE @ _x).tolist()}, got {_y.tolist()}"
+_rng = np.random.default_rng(11)
+_M = _rng.normal(size=(12, 9)).astype(np.float32) * (_rng.random((12, 9)) < 0.3)
+_M[4] = 0.0  # an empty row
+_x = _rng.normal(size=9).astype(np.float32)
+_y = csr_matvec_loop(CSRMatrix.from_dense(_M), _x)
+assert np.allclose(_y, _M.astype(np.float64) @ _x, atol=1e-5), f"random 12x9 with an empty row: max error {np.abs(_y - _M @ _x).max():.2e}"
+print("the loop computes the definition")
+
+# %% [markdown]
+# ### Exercise 5: the same product, vectorised
 #
 # Write `csr_matvec(A, x)`, $y = A x$ for a `CSRMatrix` `A` and a vector `x` of length
-# $n$ (validated and converted to float32 for you). Three passes, no Python loop over rows
-# or entries, no dense matrix. For one block of rows `r0:r1`, whose entries are
-# `a = A.indptr[r0]` to `e = A.indptr[r1]`:
+# $n$ (validated and converted to float32 for you): the three passes of this section, no
+# Python loop over rows or entries, no dense matrix. Compare it with your loop from
+# exercise 5a on a few random matrices before you run the tests (which compare with numpy).
 #
-# ```
-# work = A.workspace(e - a)                                  # preallocated, reused
-# np.take(x, A.block_indices(a, e), out=work, mode="clip")   # gather
-# np.multiply(work, A.data[a:e], out=work)                   # multiply in place
-# y[r0:r1] = row_sums(work, A.indptr[r0:r1 + 1] - a)         # segmented sum
-# ```
+# Work block by block: `A.row_blocks(BLOCK_ELEMENTS)` gives blocks `(r0, r1)` of consecutive
+# rows with about `BLOCK_ELEMENTS` entries each (a small matrix is one block). The entries of
+# a block run from `a = A.indptr[r0]` to `e = A.indptr[r1]`. For each block you need:
 #
-# and `A.row_blocks(BLOCK_ELEMENTS)` gives the blocks `(r0, r1)`: consecutive row ranges
-# with about `BLOCK_ELEMENTS` entries each (a whole small matrix is one block). Why these
-# details:
+# * a buffer for its `e - a` products: `A.workspace(e - a)` hands you one that the matrix
+#   keeps and reuses;
+# * the **gather** of `x` at the block's column indices into that buffer: `np.take` with
+#   `out=` and `mode="clip"`, and the indices from `A.block_indices(a, e)`;
+# * the **multiply** by the block's values, in place (`np.multiply(..., out=...)`);
+# * the **segmented sum** into `y[r0:r1]` with your `row_sums`, whose row pointers must be
+#   relative to the block (subtract `a`).
+#
+# Why these details:
 #
 # * **blocks** keep the work buffer (a few hundred KB) in the CPU cache while the three
 #   passes run over it, instead of writing megabytes to memory and reading them back twice;
@@ -703,7 +755,7 @@ def csr_matvec(A, x):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-csr_matvec", "locked": true, "points": 15, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-csr_matvec", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 _A = CSRMatrix.from_dense(EXAMPLE)
 _x = np.array([1, 2, 3, 4, 5, 6], dtype=np.float32)
 _y = csr_matvec(_A, _x)
@@ -738,6 +790,13 @@ def _no_dense(*args, **kwargs):
     raise AssertionError("csr_matvec must not build the dense matrix")
 _A2.to_dense = _no_dense
 assert np.array_equal(csr_matvec(_A2, np.ones(6)), EXAMPLE.sum(axis=1)), "product without densifying"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-csr_matvec-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# csr_matvec: bad input gets a clear error
+_A = CSRMatrix.from_dense(EXAMPLE)
+assert np.array_equal(csr_matvec(_A, np.ones(6, np.float32)), EXAMPLE.sum(axis=1)), "A @ ones is the row sums"
+### BEGIN HIDDEN TESTS
 for _bad, _exc in ((np.ones(5), ValueError), (np.ones((6, 1)), ValueError), (np.array([1, 2, 3, 4, 5, np.nan]), ValueError),
                    (np.array([1j] * 6), TypeError), (["a"] * 6, TypeError)):
     expect_error(_exc, _A.matvec, _bad)
@@ -781,7 +840,7 @@ def csr_matmat(A, X):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-csr_matmat", "locked": true, "points": 15, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-csr_matmat", "locked": true, "points": 5, "schema_version": 3, "solution": false}
 _A = CSRMatrix.from_dense(EXAMPLE)
 _X = np.arange(18, dtype=np.float32).reshape(6, 3)
 _Y = csr_matmat(_A, _X)
@@ -857,7 +916,7 @@ def speedup_sweep(n, sparsities, batches=(1, 32), repeats=7, seed=0):
 
 
 _t0 = time.perf_counter()
-SWEEP_N = 2048
+SWEEP_N = 1536
 with threadpool_limits(1, user_api="blas"):  # one core for dense too, like the CSR product
     SWEEP = speedup_sweep(SWEEP_N, (0.5, 0.8, 0.9, 0.95, 0.98, 0.99))
 print(f"{SWEEP_N} x {SWEEP_N} float32, single-threaded, medians of 7 interleaved runs ({time.perf_counter() - _t0:.1f} s)")
@@ -1113,7 +1172,7 @@ class SparseLinear:
         ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-prune", "locked": true, "points": 10, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-prune", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 _rng = np.random.default_rng(42)
 _W = _rng.normal(0, 0.1, size=(12, 20)).astype(np.float32)
 _b = _rng.normal(0, 0.01, size=12).astype(np.float32)
@@ -1140,6 +1199,16 @@ assert _layer.sparse_ops == 120 and abs(_layer.sparsity - 0.5) < 1e-9, \
 _layer.load_linear_weights(_W)
 assert _layer.mask is None and _layer.sparse_weights is None and np.array_equal(_layer.bias, np.zeros(12)), \
     "loading new weights resets pruning and the bias defaults to zeros"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# SparseLinear: bad input gets a clear error (its own small cell, so it does not cost the algorithm's points)
+_W = np.random.default_rng(42).normal(0, 0.1, size=(12, 20)).astype(np.float32)
+_layer = SparseLinear(20, 12)
+_layer.load_linear_weights(_W)
+_layer.prune_weights(0.5)
+assert _layer.sparse_ops == 120, f"a loaded and pruned layer is needed for these checks; sparse_ops {_layer.sparse_ops}"
+### BEGIN HIDDEN TESTS
 expect_error(ValueError, SparseLinear, 0, 3)
 expect_error(TypeError, SparseLinear, 2.5, 3)
 expect_error(ValueError, SparseLinear(20, 12).prune_weights, 0.5)  # no weights loaded yet
@@ -1149,9 +1218,20 @@ expect_error(ValueError, _layer.load_linear_weights, np.full((12, 20), np.nan))
 expect_error(ValueError, _layer.load_linear_weights, _W, np.zeros(11))
 expect_error(ValueError, _layer.prune_weights, 1.5)
 expect_error(TypeError, _layer.prune_weights, "0.5")
+_x = np.random.default_rng(1).normal(size=(5, 20)).astype(np.float32)
+expect_error(ValueError, _layer.forward_sparse_optimized, np.ones((5, 19)))
+expect_error(ValueError, _layer.forward_dense, np.ones((2, 3, 20)))
+expect_error(ValueError, _layer.forward_sparse_naive, np.array([np.nan] * 20))
+expect_error(ValueError, SparseLinear(20, 12).forward_dense, _x)  # no weights loaded yet
+_fresh = SparseLinear(20, 12)
+_fresh.load_linear_weights(_W)
+expect_error(ValueError, _fresh.forward_sparse_optimized, _x)  # before prune_weights
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-forward", "locked": true, "points": 15, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-forward", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+_rng = np.random.default_rng(42)  # each graded cell builds its own inputs
+_W = _rng.normal(0, 0.1, size=(12, 20)).astype(np.float32)
+_b = _rng.normal(0, 0.01, size=12).astype(np.float32)
 _layer = SparseLinear(20, 12)
 _layer.load_linear_weights(_W, _b)
 _x = _rng.normal(size=(5, 20)).astype(np.float32)
@@ -1189,16 +1269,12 @@ for _s in (0.0, 0.9, 1.0):
     for _name in ("forward_dense", "forward_sparse_naive", "forward_sparse_optimized"):
         _err = np.abs(getattr(_big, _name)(_xb) - _ref).max()
         assert _err < 1e-3, f"{_name} on 300 -> 200 at sparsity {_s}: max error {_err:.2e}"
-expect_error(ValueError, _layer.forward_sparse_optimized, np.ones((5, 19)))
-expect_error(ValueError, _layer.forward_dense, np.ones((2, 3, 20)))
-expect_error(ValueError, _layer.forward_sparse_naive, np.array([np.nan] * 20))
-expect_error(ValueError, SparseLinear(20, 12).forward_dense, _x)  # no weights loaded yet
-_fresh = SparseLinear(20, 12)
-_fresh.load_linear_weights(_W)
-expect_error(ValueError, _fresh.forward_sparse_optimized, _x)  # before prune_weights
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-benchmark", "locked": true, "points": 10, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-benchmark", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+_rng = np.random.default_rng(42)  # each graded cell builds its own inputs
+_W = _rng.normal(0, 0.1, size=(12, 20)).astype(np.float32)
+_b = _rng.normal(0, 0.01, size=12).astype(np.float32)
 _layer = SparseLinear(64, 48)
 _layer.load_linear_weights(_rng.normal(size=(48, 64)))
 _layer.prune_weights(0.9)
@@ -1239,13 +1315,13 @@ expect_error(TypeError, _layer.benchmark_speedup, iterations=1.5)
 # %% [markdown]
 # ### The layer at work
 #
-# A 2048 -> 2048 layer pruned to 90% and 95%, timed by its own `benchmark_speedup` for a
+# A 1536 -> 1536 layer pruned to 90% and 95%, timed by its own `benchmark_speedup` for a
 # single input and for a batch of 32 (few iterations, to keep the notebook quick), with the
 # bytes of its CSR weights beside the dense ones. Compare the pattern with the sweep above.
 
 # %%
-_layer = SparseLinear(2048, 2048)
-_layer.load_linear_weights(np.random.default_rng(1).standard_normal((2048, 2048)) * 0.02)
+_layer = SparseLinear(1536, 1536)
+_layer.load_linear_weights(np.random.default_rng(1).standard_normal((1536, 1536)) * 0.02)
 print(f"{'sparsity':>8} {'batch':>5} {'dense ms':>9} {'sparse ms':>9} {'theory':>7} {'actual':>7} {'efficiency':>10} {'KB CSR':>8} {'KB dense':>8}")
 for _s in (0.9, 0.95):
     _layer.prune_weights(_s)
@@ -1273,3 +1349,79 @@ for _s in (0.9, 0.95):
 #   weight. With a batch, a BLAS GEMM reuses every weight across the batch and our CSR
 #   product does not, which is why the batch-32 speedups are so much lower than the batch-1
 #   ones. Module 06 writes CSR kernels for a GPU, where the same roofline argument decides.
+
+# %% [markdown]
+# ## 6. Questions on your results
+#
+# Answer from what **your** notebook printed; the tests compare with your own run.
+#
+# **Q1 (number).** In the sweep table, what is the measured speedup of CSR over dense at
+# sparsity 0.95 and batch 1? Store it in `q1_speedup_95_b1` (tolerance ±0.02).
+#
+# **Q2 (choice).** On your machine, at batch 32, at which of the measured sparsities does CSR
+# beat dense? Store the letter in `q2_choice`: `"A"` at none of them; `"B"` only at 0.98 and
+# above; `"C"` at 0.95 or below too.
+
+# %% nbgrader={"grade": false, "grade_id": "answers-results", "locked": false, "schema_version": 3, "solution": true}
+q1_speedup_95_b1 = None  # a number
+q2_choice = None         # "A", "B" or "C"
+### BEGIN SOLUTION
+q1_speedup_95_b1 = next(r["speedup"] for r in SWEEP if r["sparsity"] == 0.95 and r["batch"] == 1)
+_wins = [r["sparsity"] for r in SWEEP if r["batch"] == 32 and r["speedup"] > 1]
+q2_choice = "A" if not _wins else ("B" if min(_wins) >= 0.98 else "C")
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "test-q1-results", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_want = next(r["speedup"] for r in SWEEP if r["sparsity"] == 0.95 and r["batch"] == 1)
+assert isinstance(q1_speedup_95_b1, (int, float, np.number)) and not isinstance(q1_speedup_95_b1, bool), \
+    f"q1_speedup_95_b1 must be a number, got {q1_speedup_95_b1!r}"
+assert abs(float(q1_speedup_95_b1) - _want) <= 0.02, \
+    f"q1: {q1_speedup_95_b1} is not the speedup of your sweep row (0.95, batch 1) (tolerance ±0.02)"
+print("Q1 matches your table")
+
+# %% nbgrader={"grade": true, "grade_id": "test-q2-results", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_wins = [r["sparsity"] for r in SWEEP if r["batch"] == 32 and r["speedup"] > 1]
+_want = "A" if not _wins else ("B" if min(_wins) >= 0.98 else "C")
+assert q2_choice in ("A", "B", "C"), f"q2_choice must be 'A', 'B' or 'C', got {q2_choice!r}"
+assert q2_choice == _want, f"q2: {q2_choice!r} does not fit the 'batch 32: CSR faster than dense at ...' line of your run"
+print("Q2 fits your run")
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q3-roofline", "locked": false, "points": 4, "schema_version": 3, "solution": true}
+# **Q3 (written, 4 points).** At batch 1 your measured speedups lie below $1/(1-s)$. Using the
+# table that puts them beside the two traffic models, say which model your measurements
+# follow more closely, and give two reasons from this module why a numpy CSR product cannot
+# reach $1/(1-s)$. Then explain in two sentences why the batch-32 speedups are lower still,
+# quoting the two growth factors (dense t32/t1 and CSR t32/t1) of one row.
+#
+# ### BEGIN SOLUTION
+# *Reference answer (instructor only).* The measurements sit near or below the 4/24 model:
+# CSR reads 8 bytes per stored entry against 4 per dense weight and then runs three separate
+# passes over a buffer (16 more bytes handled per entry) with several instructions per entry
+# and a scattered read of x, while BLAS streams the dense weights with SIMD. At batch 32 the
+# dense GEMM reuses every weight for all 32 inputs, so its time grows by far less than 32x,
+# while the CSR work grows in proportion to nnz x batch (CSR t32/t1 close to the batch size).
+#
+# *Rubric (4 points):* 1 point for naming the closer model from their own table; 1 point per
+# valid reason (bytes per entry, separate passes / instructions per entry, irregular access,
+# Python overhead), max 2; 1 point for the batch argument with their growth factors.
+# ### END SOLUTION
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q4-relative-indices", "locked": false, "points": 3, "schema_version": 3, "solution": true}
+# **Q4 (written, 3 points).** A fully connected layer of 1000 × 1000 weights is pruned to 90%.
+# Compute its CSR bytes with int32 column indices, and with Deep Compression's 5-bit
+# relative indices (ignore the filler zeros and assume the bits pack tightly), both with
+# float32 values and int32 row pointers, as fractions of the dense float32 bytes. What
+# changes in the break-even sparsity, and what do the filler zeros cost when gaps are long?
+#
+# ### BEGIN SOLUTION
+# *Reference answer.* nnz = 100 000. int32: 100 000 x 8 + 1001 x 4 = 804 004 bytes, 20.1% of
+# 4 000 000. 5-bit: 100 000 x (4 + 0.625) + 4 004 = 466 504 bytes, 11.7%. Break-even:
+# (4 + 0.625) (1 - s) n^2 + 4(m + 1) = 4 n^2 gives s* = 1 - 4/4.625 + ... ~ 0.135 instead of
+# ~ 0.5: relative indices make CSR pay at far lower sparsity. A gap longer than 31 positions
+# needs a filler entry (a stored zero with its 5-bit offset), which adds values and indices;
+# at 90% sparsity the mean gap is 10, so fillers are rare.
+#
+# *Rubric (3 points):* 1 point for both byte counts (within rounding); 1 point for the
+# break-even shift; 1 point for the filler cost argument.
+# ### END SOLUTION
+

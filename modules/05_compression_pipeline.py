@@ -70,7 +70,8 @@ import tempfile
 import matplotlib.pyplot as plt
 from threadpoolctl import threadpool_limits
 
-from tinytorch.data import load_digits_split
+from tinytorch.data import load_mnist1d
+from tinytorch.support import inference_mode, mean_and_spread, median_times_ms
 from tinytorch.nn import Adam, Linear, ReLU, Sequential, make_mlp, predict, train
 from tinytorch.prune import apply_masks, finetune_masked, global_magnitude_masks
 from tinytorch.testing import expect_error
@@ -148,7 +149,9 @@ def layer_type(weights):
 # by type, from the class constant `RECOMMENDED`: linear layers have the most
 # redundancy (80%), convolution kernels less, since each weight is reused at every
 # position (60%), and "Other" tensors are left dense (0%): they are tiny, and
-# pruning a bias saves nothing worth the risk. The analysis also reports
+# pruning a bias saves nothing worth the risk. These numbers are a **rule of thumb**, a
+# starting point that needs no data, not a property of any network: section 3 measures
+# each layer instead, and section 8 shows what the measurement is worth. The analysis also reports
 # `total_params`, `compressible_params` (Conv2D and Linear), `recommendations`
 # (`{layer: recommended sparsity}`, ready to pass to `compress_model`) and
 # `compression_potential = compressible_params / total_params`.
@@ -299,7 +302,7 @@ class ModelCompressor:
         return result
         ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-analyze", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-analyze", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 rng = np.random.default_rng(0)
 toy = {"conv.weight": rng.normal(0, 0.1, (4, 2, 3, 3)).astype(np.float32),
        "conv.bias": np.zeros(4, dtype=np.float32),
@@ -335,7 +338,12 @@ for bad, error in [({}, ValueError), ([np.ones((2, 2))], TypeError), ({"w": np.o
     expect_error(error, ModelCompressor().analyze_model_for_compression, bad)
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade": true, "grade_id": "test-compress", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-compress", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+rng = np.random.default_rng(0)  # each graded cell builds its own toy model (the same as in test-analyze)
+toy = {"conv.weight": rng.normal(0, 0.1, (4, 2, 3, 3)).astype(np.float32),
+       "conv.bias": np.zeros(4, dtype=np.float32),
+       "fc.weight": rng.normal(0, 0.1, (10, 36)).astype(np.float32),
+       "fc.bias": rng.normal(0, 0.1, 10).astype(np.float32)}
 mc = ModelCompressor()
 out = mc.compress_model(toy, {"conv.weight": 0.5, "fc.weight": 0.9})
 assert set(out) == set(toy), f"every layer gets an entry; got {sorted(out)}"
@@ -368,7 +376,12 @@ for sparsities, error in [({"nope": 0.5}, ValueError), ({"fc.weight": 1.5}, Valu
     expect_error(error, ModelCompressor().compress_model, toy, sparsities)
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade": true, "grade_id": "test-validate-quality", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-validate-quality", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+rng = np.random.default_rng(0)  # each graded cell builds its own toy model (the same as in test-analyze)
+toy = {"conv.weight": rng.normal(0, 0.1, (4, 2, 3, 3)).astype(np.float32),
+       "conv.bias": np.zeros(4, dtype=np.float32),
+       "fc.weight": rng.normal(0, 0.1, (10, 36)).astype(np.float32),
+       "fc.bias": rng.normal(0, 0.1, 10).astype(np.float32)}
 w = {"a": np.array([[3.0, 4.0]], dtype=np.float32), "b": np.array([[1.0, -1.0, 2.0, 0.0]], dtype=np.float32)}
 c = {"a": {"weights": np.array([[0.0, 4.0]], dtype=np.float32)}, "b": {"weights": w["b"].copy()}}
 report = ModelCompressor().validate_compression_quality(w, c)
@@ -447,7 +460,7 @@ def validate_accuracy(model, compressed_model, X, y):
             "accuracy_drop": float(original_accuracy - compressed_accuracy)}
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-validate-accuracy", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-validate-accuracy", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 net = Sequential(Linear(6, 5, seed=0), ReLU(), Linear(5, 3, seed=1))
 Xs = np.random.default_rng(1).normal(size=(40, 6)).astype(np.float32)
 ys = np.argmax(predict(net, Xs), axis=1)  # labels the dense net gets all right
@@ -521,7 +534,7 @@ def sensitivity_scan(model, X, y, sparsities=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95), na
     return result
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-sensitivity-scan", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-sensitivity-scan", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 net = Sequential(Linear(6, 5, seed=0), ReLU(), Linear(5, 3, seed=1))
 Xs = np.random.default_rng(1).normal(size=(40, 6)).astype(np.float32)
 ys = np.random.default_rng(2).integers(0, 3, size=40)
@@ -866,7 +879,7 @@ def size_report(weights, masks, path=None):
             "file_ratio": file_bytes / dense_bytes if file_bytes is not None else None}
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-size-report", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-size-report", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 w = {"w": np.zeros((4, 10), dtype=np.float32), "b": np.ones(4, dtype=np.float32)}
 w["w"][0, :3] = 1.0
 w["w"][2, 5] = 2.0
@@ -971,57 +984,61 @@ def deployment_table(variants, scenarios):
     return out
 
 # %% [markdown]
-# ## 8. The pipeline on the digits
+# ## 8. The pipeline on MNIST-1D
 #
-# The model is module 00's MLP (64-128-64-10). We hold out a **validation** part of
-# the training set for every decision (the scan, the allocation, the choice between
-# candidates); the test set is used only to report. The target: at most 25% of the
-# dense size, in CSR bytes in memory and in file bytes on disk, with at most one point
-# of test accuracy lost after fine-tuning, **for the model that is saved, reloaded and
-# re-evaluated** (seed 0). The whole protocol is then repeated on seeds 1 and 2 and all
-# three are printed, whatever they show: no seed is picked after the fact.
+# The digits are too easy to show what a pipeline decision is worth: every reasonable
+# recipe ends within a few of 450 test images of the dense model. We use MNIST-1D
+# (module 00): 2000 training signals, of which a fifth is held out as a **validation**
+# part for every decision (the scan, the allocation, the choice between candidates), and
+# 2000 test signals used only to report (one test example = 0.05 points). The model is
+# module 00's MLP (40-128-64-10). The size target: at most 25% of the dense bytes, in CSR
+# bytes in memory and in file bytes on disk.
+#
+# Two questions, each answered with **three seeds**, **equal fine-tuning budgets** and one
+# change at a time:
+#
+# 1. **Allocation.** Does a per-layer allocation from the sensitivity scan beat one global
+#    magnitude threshold at the same number of kept weights?
+# 2. **Recipe.** Pruning in steps vs at once, and fine-tuning on the labels vs by
+#    distillation from the dense model, in a 2 × 2 design with the same total epochs.
 
 # %%
 notebook_start = time.perf_counter()
-data = load_digits_split()
+data = load_mnist1d(seed=0, n_train=2000)
 order = np.random.default_rng(0).permutation(len(data.X_train))
 n_val = len(order) // 5
 X_fit, y_fit = data.X_train[order[n_val:]], data.y_train[order[n_val:]]
 X_val, y_val = data.X_train[order[:n_val]], data.y_train[order[:n_val]]
 X_test, y_test = data.X_test, data.y_test
-SEED = 0
-SCHEDULE = ((20, 1e-2), (5, 1e-3))   # (epochs, learning rate) phases, for dense training
-FINETUNE = ((25, 1e-2), (10, 1e-3))  # and for the masked fine-tuning after the last pruning step
+N_TEST, N_IN = len(y_test), X_fit.shape[1]
+SEEDS = (0, 1, 2)
+DENSE_EPOCHS, LR = 25, 2e-3
+FT_EPOCHS = 12  # fine-tuning epochs of every candidate, however it spends them
 
 
 def train_dense(seed):
-    model = make_mlp(seed=seed)
-    for phase, (epochs, lr) in enumerate(SCHEDULE):
-        train(model, X_fit, y_fit, epochs=epochs, lr=lr, seed=seed + 100 * phase)
+    model = make_mlp(seed=seed, in_features=N_IN)
+    train(model, X_fit, y_fit, epochs=DENSE_EPOCHS, lr=LR, seed=seed)
     return model
 
 
-def finetune(state, masks, seed):
-    """A fresh MLP holding `state`, fine-tuned on the labels with the masks held (module 01's finetune_masked)."""
-    model = make_mlp(seed=seed)
-    model.load_state_dict(state)
-    for phase, (epochs, lr) in enumerate(FINETUNE):
-        finetune_masked(model, masks, X_fit, y_fit, epochs=epochs, lr=lr, seed=seed + 100 * phase)
-    return model
+def fmt(values, scale=100.0, digits=1):
+    mean, spread = mean_and_spread(np.asarray(values) * scale)
+    return f"{mean:.{digits}f} ± {spread:.{digits}f}"
 
 
-model = train_dense(SEED)
+model = train_dense(0)
 dense_state = model.state_dict()
 dense_test = evaluate(model, X_test, y_test)
-print(f"fit/val/test sizes: {len(X_fit)}/{len(X_val)}/{len(X_test)}; seed {SEED}; dense MLP trained "
-      f"{' + '.join(f'{e} epochs at lr {lr:g}' for e, lr in SCHEDULE)}: "
+print(f"fit/val/test sizes: {len(X_fit)}/{len(X_val)}/{len(X_test)}; dense MLP (seed 0), {DENSE_EPOCHS} epochs: "
       f"val {evaluate(model, X_val, y_val):.4f}, test {dense_test:.4f}")
 
 # %% [markdown]
 # ### Stage 1 to 3 with the default recommendations
 #
-# The type-based recommendation prunes every linear layer to 80%. The proxy and the
-# real accuracy, side by side:
+# The type-based recommendation prunes every linear layer to 80%: a rule of thumb
+# (linear layers are usually more redundant than convolutions), not a measurement of this
+# network. The proxy and the real accuracy, side by side:
 
 # %%
 compressor = ModelCompressor()
@@ -1044,8 +1061,7 @@ print(f"proxy quality score {proxy['quality_score']:.3f}; test accuracy {real['o
 # and the dense biases). So `max_params = (0.25 * dense_bytes - fixed) // 8`.
 
 # %%
-SCAN = (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.83, 0.85, 0.87, 0.88, 0.89, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95,
-        0.96, 0.97, 0.98)
+SCAN = (0.0, 0.5, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98)
 WEIGHTS = [n for n, v in dense_state.items() if v.ndim == 2]
 compressor.layer_sensitivities = sensitivity_scan(model, X_val, y_val, sparsities=SCAN, names=WEIGHTS)
 
@@ -1056,18 +1072,11 @@ for name in WEIGHTS:
             label=f"{name} {dense_state[name].shape}")
 ax.set_xlabel("sparsity of this layer only (%)")
 ax.set_ylabel("validation accuracy (%)")
-ax.set_title("sensitivity scan, no fine-tuning")
+ax.set_title("sensitivity scan (seed 0), no fine-tuning")
 ax.legend()
 plt.tight_layout()
 plt.show()
 
-print("sparsity at which each layer first loses more than 2 validation points:")
-base = {n: compressor.layer_sensitivities[n][0.0] for n in WEIGHTS}
-for name in WEIGHTS:
-    over = [s for s, a in compressor.layer_sensitivities[name].items() if base[name] - a > 0.02]
-    print(f"  {name}: {min(over) if over else 'none up to ' + str(SCAN[-1])}")
-
-# %%
 BUDGET_FRACTION = 0.25
 dense_bytes = sum(4 * v.size for v in dense_state.values())
 fixed_bytes = sum(4 * (v.shape[0] + 1) for n, v in dense_state.items() if n in WEIGHTS) + \
@@ -1076,48 +1085,38 @@ max_params = int((BUDGET_FRACTION * dense_bytes - fixed_bytes) // 8)
 counts = {n: int(dense_state[n].size) for n in WEIGHTS}
 FINAL_SPARSITY = 1.0 - max_params / sum(counts.values())  # what one global threshold needs
 allocation = allocate_sparsities(compressor.layer_sensitivities, counts, max_params)
-print(f"dense {dense_bytes} bytes; budget {BUDGET_FRACTION:.0%} = {BUDGET_FRACTION * dense_bytes:.0f} bytes; "
-      f"fixed {fixed_bytes} bytes -> at most {max_params} kept weights of {sum(counts.values())} "
-      f"(global sparsity {FINAL_SPARSITY:.4f})")
-print("allocated sparsities:", allocation)
+print(f"dense {dense_bytes} bytes; budget {BUDGET_FRACTION:.0%} -> at most {max_params} kept weights of "
+      f"{sum(counts.values())} (global sparsity {FINAL_SPARSITY:.4f})")
+print("allocated sparsities (seed 0):", allocation)
 
 # %% [markdown]
-# ### Stage 5: prune in steps, fine-tune by distillation, choose by validation
+# ### Stage 5: allocation and recipe, three seeds, equal budgets
 #
-# Removing almost nine weights in ten at once and then fine-tuning on the labels (the
-# one-shot recipe) leaves the small network to recover from a large jump with only
-# the hard labels to guide it. Two changes to the recipe:
+# Every candidate ends with the same number of kept weights (at most `max_params`) and gets
+# exactly `FT_EPOCHS` epochs of masked fine-tuning with Adam:
 #
-# 1. **Prune in steps** (module 01's 50% -> 75% -> 90%, module 04's schedules). Each
-#    candidate has a final target: the allocation above (one sparsity per layer) or
-#    one global magnitude threshold at `FINAL_SPARSITY`. Step $k$ recomputes the masks
-#    by magnitude from the *current, fine-tuned* weights at the fraction
-#    `STEP_FRACTIONS[k]` of that target (every layer at that fraction of its
-#    allocated sparsity, or the global threshold at that fraction of
-#    `FINAL_SPARSITY`). Pruned weights are exactly zero, hence the smallest, so the
-#    masks only ever shrink. A short masked fine-tuning (`STEP_FINETUNE`) follows every
-#    step but the last, which gets the full `FINETUNE`.
-# 2. **Fine-tune by distillation** (Hinton et al. 2015). The dense network is a better
-#    teacher than the labels alone: its logits $t$ also say which wrong digits look
-#    plausible. With the student's logits $z$, a temperature $T$ and a weight
-#    $\alpha$, the loss per sample is
+# * **one shot**: prune to the final masks at once, then all `FT_EPOCHS` epochs;
+# * **in steps**: `len(STEP_FRACTIONS)` steps at growing fractions of the final sparsity,
+#   each mask recomputed by magnitude from the current, fine-tuned weights (pruned weights
+#   are zero, hence the smallest, so masks only shrink), with `FT_EPOCHS / steps` epochs after
+#   each step;
+# * **labels**: the cross-entropy on the labels, as in module 01's `finetune_masked`;
+# * **distillation** (Hinton et al. 2015): the dense network is the teacher. With the
+#   student's logits $z$, the teacher's $t$, a temperature $T$ and a weight $\alpha$, the loss
+#   per sample is
 #
-#    $$ L = \alpha\, T^2\, \mathrm{KL}\big(\operatorname{softmax}(t/T)\,\big\|\,\operatorname{softmax}(z/T)\big) + (1-\alpha)\, \mathrm{CE}\big(y, \operatorname{softmax}(z)\big), $$
+#   $$ L = \alpha\, T^2\, \mathrm{KL}\big(\operatorname{softmax}(t/T)\,\big\|\,\operatorname{softmax}(z/T)\big) + (1-\alpha)\, \mathrm{CE}\big(y, \operatorname{softmax}(z)\big), $$
 #
-#    whose gradient with respect to $z$ is
-#    $\alpha T\,\big(\operatorname{softmax}(z/T) - \operatorname{softmax}(t/T)\big)
-#    + (1-\alpha)\big(\operatorname{softmax}(z) - \operatorname{onehot}(y)\big)$
-#    (averaged over the batch). The teacher's logits are computed once, on the fit
-#    set; the masks are applied again after every Adam step, as in `finetune_masked`.
+#   whose gradient with respect to $z$ is
+#   $\alpha T\,\big(\operatorname{softmax}(z/T) - \operatorname{softmax}(t/T)\big)
+#   + (1-\alpha)\big(\operatorname{softmax}(z) - \operatorname{onehot}(y)\big)$
+#   (averaged over the batch).
 #
-# Both candidates go through the same recipe; the one with the better **validation**
-# accuracy becomes the final model, and only then do we look at its test accuracy. The
-# one-shot recipe (prune at once, `FINETUNE` on the labels, same choice by validation)
-# runs beside it for comparison.
+# The allocation question compares "allocated" with "global" masks, both one shot on labels;
+# the recipe question uses the global masks in all four cells of the 2 × 2 design.
 
 # %%
-STEP_FRACTIONS = (0.55, 0.8, 0.9, 1.0)  # of each candidate's final sparsity
-STEP_FINETUNE = ((5, 1e-2), (3, 1e-3))  # (epochs, lr) after every step but the last
+STEP_FRACTIONS = (0.5, 0.75, 0.9, 1.0)
 TEMPERATURE, ALPHA = 4.0, 0.7
 
 
@@ -1127,19 +1126,19 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def distill_masked(model, masks, teacher_logits, X, y, epochs, lr, seed, batch_size=64):
+def distill_masked(model, masks, teacher_logits, epochs, seed, batch_size=64):
     """Adam on the distillation loss above, re-applying the masks after every step."""
     apply_masks(model, masks)
     params, grads = model.parameters(), model.gradients()
-    opt = Adam(params, grads, lr=lr)
+    opt = Adam(params, grads, lr=LR)
     rng = np.random.default_rng(seed)
     soft_targets = softmax(teacher_logits / TEMPERATURE)
-    onehot = np.eye(teacher_logits.shape[1], dtype=np.float32)[y]
+    onehot = np.eye(teacher_logits.shape[1], dtype=np.float32)[y_fit]
     for _ in range(epochs):
-        batches = rng.permutation(len(X))
-        for start in range(0, len(X), batch_size):
+        batches = rng.permutation(len(X_fit))
+        for start in range(0, len(X_fit), batch_size):
             idx = batches[start:start + batch_size]
-            z = model.forward(X[idx])
+            z = model.forward(X_fit[idx])
             grad = (ALPHA * TEMPERATURE * (softmax(z / TEMPERATURE) - soft_targets[idx])
                     + (1 - ALPHA) * (softmax(z) - onehot[idx])) / len(idx)
             opt.zero_grad()
@@ -1150,162 +1149,141 @@ def distill_masked(model, masks, teacher_logits, X, y, epochs, lr, seed, batch_s
     return model
 
 
-def prune_in_steps(state, target_masks, teacher_logits, seed):
-    """target_masks(weights, fraction) -> masks. Returns (final masks, fine-tuned model)."""
-    model = make_mlp(seed=seed)
-    model.load_state_dict(state)
-    for k, fraction in enumerate(STEP_FRACTIONS):
-        masks = target_masks(model.state_dict(), fraction)
-        phases = FINETUNE if k == len(STEP_FRACTIONS) - 1 else STEP_FINETUNE
-        for phase, (epochs, lr) in enumerate(phases):
-            distill_masked(model, masks, teacher_logits, X_fit, y_fit, epochs, lr, seed + 100 * phase + 1000 * k)
-    return masks, model
-
-
-def kept_weights(masks):
-    return int(sum(int(m.sum()) for m in masks.values()))
-
-
 def allocated_masks(weights, sparsities):
     """compress_model's masks for the weight matrices at the given per-layer sparsities."""
     pruned = ModelCompressor().compress_model(weights, sparsities)
     return {n: pruned[n]["mask"] for n in WEIGHTS}
 
 
-def candidates_for(state, sensitivities, seed, teacher_logits):
-    """The allocation and {name: (masks, model)} for both candidates, pruned in steps with distillation."""
-    alloc = allocate_sparsities(sensitivities, counts, max_params)
-    targets = {"allocated": lambda w, f: allocated_masks(w, {n: f * alloc[n] for n in WEIGHTS}),
+def run_candidate(state, final_masks_for, seed, steps, teacher=None):
+    """final_masks_for(weights, fraction) -> masks. steps: 1 (one shot) or len(STEP_FRACTIONS)."""
+    net = make_mlp(seed=seed, in_features=N_IN)
+    net.load_state_dict(state)
+    fractions = STEP_FRACTIONS if steps > 1 else (1.0,)
+    for k, fraction in enumerate(fractions):
+        masks = final_masks_for(net.state_dict(), fraction)
+        epochs = FT_EPOCHS // len(fractions)
+        if teacher is None:
+            finetune_masked(net, masks, X_fit, y_fit, epochs=epochs, lr=LR, seed=seed + 10 * k)
+        else:
+            distill_masked(net, masks, teacher, epochs, seed + 10 * k)
+    return masks, net
+
+
+def kept_weights(masks):
+    return int(sum(int(m.sum()) for m in masks.values()))
+
+
+_start = time.perf_counter()
+runs = {}  # (candidate, seed) -> (masks, model)
+before_ft = {}  # (masks kind, seed) -> test accuracy right after pruning at once
+for seed in SEEDS:
+    dense = model if seed == 0 else train_dense(seed)
+    state = dense.state_dict()
+    sens = compressor.layer_sensitivities if seed == 0 else sensitivity_scan(dense, X_val, y_val, sparsities=SCAN, names=WEIGHTS)
+    alloc = allocate_sparsities(sens, counts, max_params)
+    teacher = predict(dense, X_fit)
+    targets = {"allocated": lambda w, f, a=alloc: allocated_masks(w, {n: f * a[n] for n in WEIGHTS}),
                "global": lambda w, f: global_magnitude_masks(w, f * FINAL_SPARSITY, names=WEIGHTS)}
-    return alloc, {name: prune_in_steps(state, target, teacher_logits, seed) for name, target in targets.items()}
+    for kind, target in targets.items():
+        probe = make_mlp(seed=seed, in_features=N_IN)
+        probe.load_state_dict(state)
+        before_ft[kind, seed] = evaluate(apply_masks(probe, target(state, 1.0)), X_test, y_test)
+    runs["allocated, one shot, labels", seed] = run_candidate(state, targets["allocated"], seed, 1)
+    for steps, steps_name in ((1, "one shot"), (len(STEP_FRACTIONS), "in steps")):
+        for teach, teach_name in ((None, "labels"), (teacher, "distillation")):
+            runs[f"global, {steps_name}, {teach_name}", seed] = run_candidate(state, targets["global"], seed, steps, teach)
+    runs["dense", seed] = (None, dense)
+CANDIDATES = [c for c in dict.fromkeys(k for k, _ in runs) if c != "dense"]
+test_acc = {key: evaluate(net, X_test, y_test) for key, (_, net) in runs.items()}
+val_acc = {key: evaluate(net, X_val, y_val) for key, (_, net) in runs.items()}
+assert all(kept_weights(runs[c, k][0]) <= max_params for c in CANDIDATES for k in SEEDS), "every candidate within budget"
+print(f"{len(SEEDS)} seeds x {len(CANDIDATES)} candidates, {FT_EPOCHS} fine-tuning epochs each, took "
+      f"{time.perf_counter() - _start:.1f} s")
+print(f"{'candidate':<34} {'test acc %':>12} {'vs dense (examples)':>20}")
+print(f"{'dense':<34} {fmt([test_acc['dense', k] for k in SEEDS]):>12}")
+for c in CANDIDATES:
+    gap = [N_TEST * (test_acc[c, k] - test_acc["dense", k]) for k in SEEDS]
+    print(f"{c:<34} {fmt([test_acc[c, k] for k in SEEDS]):>12} {fmt(gap, 1, 0):>20}")
 
 
-def one_shot_candidates(state, alloc, seed):
-    """The one-shot recipe, for comparison: prune at once, fine-tune on the labels."""
-    masks = {"allocated": allocated_masks(state, alloc),
-             "global": global_magnitude_masks(state, FINAL_SPARSITY, names=WEIGHTS)}
-    return {name: (m, finetune(state, m, seed)) for name, m in masks.items()}
+def paired(a, b, table=test_acc):
+    """Paired per-seed difference a - b in test examples, as 'mean ± std'."""
+    return [N_TEST * (table[a, k] - table[b, k]) for k in SEEDS]
 
 
-def pick_by_validation(candidates):
-    """The candidate with the best validation accuracy (ties: the allocation, listed first)."""
-    val = {name: evaluate(m, X_val, y_val) for name, (_, m) in candidates.items()}
-    return max(val, key=val.get), val
+def verdict(diffs):
+    mean, spread = mean_and_spread(diffs)
+    tag = "within one standard deviation" if abs(mean) <= spread else "beyond one standard deviation"
+    return f"{mean:+.0f} ± {spread:.0f} test examples ({mean / N_TEST * 100:+.1f} points): {tag}"
 
 
-epochs_steps = sum(e for e, _ in STEP_FINETUNE) * (len(STEP_FRACTIONS) - 1) + sum(e for e, _ in FINETUNE)
-print(f"steps at {list(STEP_FRACTIONS)} of the final sparsity; global threshold: "
-      + " -> ".join(f"{f * FINAL_SPARSITY:.1%}" for f in STEP_FRACTIONS)
-      + f"; fine-tuning epochs in all: {epochs_steps} (one shot: {sum(e for e, _ in FINETUNE)}); "
-      f"distillation T = {TEMPERATURE:g}, alpha = {ALPHA:g}")
-budgeted = compressor.compress_model(dense_state, allocation)
-before_ft = validate_accuracy(model, budgeted, X_test, y_test)
-teacher = predict(model, X_fit)
-_, candidates = candidates_for(dense_state, compressor.layer_sensitivities, SEED, teacher)
-chosen, val_scores = pick_by_validation(candidates)
-for name, (cand_masks, cand_model) in candidates.items():
-    test_acc = evaluate(cand_model, X_test, y_test)
-    print(f"{name:<9}: kept {kept_weights(cand_masks)} weights; fine-tuned validation {val_scores[name]:.4f}, "
-          f"test {test_acc:.4f} ({100 * (dense_test - test_acc):+.2f} points vs dense)")
-masks, final = candidates[chosen]
-final_test = evaluate(final, X_test, y_test)
-print(f"before fine-tuning the allocated model scored {before_ft['compressed_accuracy']:.4f} on test")
-print(f"chosen by validation accuracy: {chosen}; test accuracy dense {dense_test:.4f} -> {final_test:.4f} "
-      f"(loss {100 * (dense_test - final_test):+.2f} points)")
-old = one_shot_candidates(dense_state, allocation, SEED)
-old_pick, _ = pick_by_validation(old)
-old_test = evaluate(old[old_pick][1], X_test, y_test)
-print(f"one-shot recipe for comparison: validation picks {old_pick}, test {old_test:.4f} "
-      f"(loss {100 * (dense_test - old_test):+.2f} points)")
-post_proxy = compressor.validate_compression_quality(dense_state, final.state_dict())
-print(f"weight-space proxy of the fine-tuned model: {post_proxy['quality_score']:.3f} "
-      f"(fine-tuning moved the kept weights; the proxy cannot see that accuracy came back)")
+print()
+print("allocation, before fine-tuning (allocated - global):",
+      verdict([N_TEST * (before_ft["allocated", k] - before_ft["global", k]) for k in SEEDS]))
+print("allocation, after fine-tuning  (allocated - global):",
+      verdict(paired("allocated, one shot, labels", "global, one shot, labels")))
+print("recipe, steps vs one shot, on labels:        ", verdict(paired("global, in steps, labels", "global, one shot, labels")))
+print("recipe, steps vs one shot, with distillation:", verdict(paired("global, in steps, distillation", "global, one shot, distillation")))
+print("recipe, distillation vs labels, one shot:    ", verdict(paired("global, one shot, distillation", "global, one shot, labels")))
+print("recipe, distillation vs labels, in steps:    ", verdict(paired("global, in steps, distillation", "global, in steps, labels")))
 
 # %% [markdown]
-# ### Stage 6: save, reload, re-evaluate, and count the bytes
+# **What the verdicts teach.** The usual claim is that a sensitivity-based allocation beats
+# one global threshold. Where your allocation lines read "within one standard deviation", as
+# they do in the reference run, this network does **not** show it, and here is why. The
+# sensitivity scan measures each layer *alone and without fine-tuning*, and the allocation
+# adds those losses up as if they were independent; after fine-tuning the network
+# redistributes what it knows across the surviving weights, so the losses that the scan
+# measured are no longer the losses that remain. And one global magnitude threshold is
+# itself an allocation: it prunes the big, redundant layers harder and keeps more of the
+# small output layer (compare its per-layer sparsities with the allocation printed in stage
+# 4). Both end near each other, and the seed spread at this budget is large. The recipe
+# lines change one thing at a time at equal epochs: steps vs one shot, and distillation vs
+# labels, each in both contexts. A change helps only if it is ahead beyond the spread in both
+# contexts; a single line beyond one standard deviation with the other line pointing the
+# other way is an interaction or noise, not a rule. Distillation in particular is only as
+# good as its teacher, and this dense teacher gets little more than half of the test set
+# right.
 #
-# Into a temporary directory (nothing is written to the course folder).
+# ### Stage 6: choose by validation, save, reload, re-evaluate, and count the bytes
+#
+# For seed 0 the candidate with the best **validation** accuracy is saved into a temporary
+# directory (nothing is written to the course folder), reloaded into a fresh MLP and
+# evaluated again.
 
 # %%
+chosen = max(CANDIDATES, key=lambda c: val_acc[c, 0])
+masks, final = runs[chosen, 0]
+final_test = test_acc[chosen, 0]
 final_state = final.state_dict()
 with tempfile.TemporaryDirectory() as tmp:
-    path = os.path.join(tmp, "digits_mlp_compressed.npz")
+    path = os.path.join(tmp, "mnist1d_mlp_compressed.npz")
     file_size = save_compressed(path, final_state, masks)
-    dense_path = os.path.join(tmp, "digits_mlp_dense.npz")
+    dense_path = os.path.join(tmp, "mnist1d_mlp_dense.npz")
     np.savez_compressed(dense_path, **dense_state)
     dense_file = os.path.getsize(dense_path)
     sizes = size_report(final_state, masks, path)
     loaded_weights, loaded_masks = load_compressed(path)
 
-reloaded = make_mlp(seed=123)  # different initial weights, all overwritten by the load
+reloaded = make_mlp(seed=123, in_features=N_IN)  # different initial weights, all overwritten by the load
 reloaded.load_state_dict(loaded_weights)
 identical = all(np.array_equal(reloaded.state_dict()[k], final_state[k]) for k in final_state)
 same_masks = all(np.array_equal(loaded_masks[k], masks[k]) for k in masks)
 reloaded_test = evaluate(reloaded, X_test, y_test)
-saved_loss = 100 * (dense_test - reloaded_test)
-print(f"reloaded network identical: {identical}; masks identical: {same_masks}; "
-      f"reloaded test accuracy {reloaded_test:.4f} (before saving {final_test:.4f})")
+print(f"chosen by validation (seed 0): {chosen}; reloaded network identical: {identical}; masks identical: "
+      f"{same_masks}; test accuracy dense {dense_test:.4f} -> reloaded {reloaded_test:.4f} "
+      f"({round(N_TEST * (reloaded_test - dense_test)):+d} test examples)")
 print(f"{'':<26}{'bytes':>8} {'of dense':>9}")
 print(f"{'dense float32':<26}{sizes['dense_bytes']:>8d} {1.0:>9.3f}")
 print(f"{'dense .npz (compressed)':<26}{dense_file:>8d} {dense_file / sizes['dense_bytes']:>9.3f}")
 print(f"{'CSR in memory':<26}{sizes['csr_bytes']:>8d} {sizes['csr_ratio']:>9.3f}")
 print(f"{'compressed file':<26}{sizes['file_bytes']:>8d} {sizes['file_ratio']:>9.3f}")
-print(f"the saved model (seed {SEED}): size target (CSR and file <= {BUDGET_FRACTION:.0%} of dense): "
-      f"{sizes['csr_ratio'] <= BUDGET_FRACTION and sizes['file_ratio'] <= BUDGET_FRACTION}; "
-      f"accuracy target (loss <= 1 point): {saved_loss <= 1.0} ({saved_loss:+.2f} points after reloading)")
-
-# %% [markdown]
-# ### Stage 7: the same protocol on three seeds
-#
-# One seed is one draw, and on a test set of a few hundred digits one point is a
-# handful of images. Seeds 1 and 2 go through everything again: dense training,
-# scan, allocation, both candidates pruned in steps with distillation, choice by
-# validation, save, reload, re-evaluate. Each row says whether that seed meets both
-# targets; a seed that misses is reported as missing, not replaced. The last column
-# is the one-shot recipe on the same dense model, for comparison.
-
-# %%
-def save_reload_evaluate(state, final_masks):
-    """Save, reload into a fresh MLP, and return (size report, reloaded test accuracy)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        p = os.path.join(tmp, "model.npz")
-        save_compressed(p, state, final_masks)
-        report = size_report(state, final_masks, p)
-        weights_back, _ = load_compressed(p)
-    net = make_mlp(seed=123)
-    net.load_state_dict(weights_back)
-    return report, evaluate(net, X_test, y_test)
-
-
-rows = [{"seed": SEED, "pick": chosen, "sizes": sizes, "dense": dense_test, "compressed": reloaded_test,
-         "one_shot": old_test}]
-for seed in (SEED + 1, SEED + 2):
-    dense_model = train_dense(seed)
-    state = dense_model.state_dict()
-    sens = sensitivity_scan(dense_model, X_val, y_val, sparsities=SCAN, names=WEIGHTS)
-    alloc, cands = candidates_for(state, sens, seed, predict(dense_model, X_fit))
-    pick, _ = pick_by_validation(cands)
-    report, acc = save_reload_evaluate(cands[pick][1].state_dict(), cands[pick][0])
-    old = one_shot_candidates(state, alloc, seed)
-    old_pick, _ = pick_by_validation(old)
-    rows.append({"seed": seed, "pick": pick, "sizes": report, "dense": evaluate(dense_model, X_test, y_test),
-                 "compressed": acc, "one_shot": evaluate(old[old_pick][1], X_test, y_test)})
-
-print(f"{'seed':>4} {'pick':<9} {'CSR/dense':>9} {'file/dense':>10} {'dense acc':>9} {'reloaded acc':>12} "
-      f"{'loss pts':>8}  {'verdict':<8} {'one-shot loss':>13}")
-missing = []
-for r in rows:
-    loss = 100 * (r["dense"] - r["compressed"])
-    ok = loss <= 1.0 and r["sizes"]["csr_ratio"] <= BUDGET_FRACTION and r["sizes"]["file_ratio"] <= BUDGET_FRACTION
-    if not ok:
-        missing.append(r["seed"])
-    print(f"{r['seed']:>4} {r['pick']:<9} {r['sizes']['csr_ratio']:>9.3f} {r['sizes']['file_ratio']:>10.3f} "
-          f"{r['dense']:>9.4f} {r['compressed']:>12.4f} {loss:>+8.2f}  {'meets' if ok else 'MISSES':<8} "
-          f"{100 * (r['dense'] - r['one_shot']):>+13.2f}")
-print(f"mean loss over the {len(rows)} seeds: stepwise with distillation "
-      f"{np.mean([100 * (r['dense'] - r['compressed']) for r in rows]):+.2f} points, one shot "
-      f"{np.mean([100 * (r['dense'] - r['one_shot']) for r in rows]):+.2f} points")
-print("every seed meets both targets" if not missing else f"seeds that MISS a target: {missing}")
+print(f"size target (CSR and file <= {BUDGET_FRACTION:.0%} of dense): "
+      f"{sizes['csr_ratio'] <= BUDGET_FRACTION and sizes['file_ratio'] <= BUDGET_FRACTION}")
+post_proxy = compressor.validate_compression_quality(dense_state, final_state)
+print(f"weight-space proxy of the fine-tuned model: {post_proxy['quality_score']:.3f} "
+      f"(fine-tuning moved the kept weights; the proxy cannot see that accuracy came back)")
 
 # %% [markdown]
 # ## 9. The system view
@@ -1314,13 +1292,13 @@ print("every seed meets both targets" if not missing else f"seeds that MISS a ta
 #
 # `compress_model` keeps a copy of the originals, the pruned weights and the masks:
 # at its peak it holds several times the model. We measure it with `tracemalloc` on
-# the digits MLP and on a larger random model (four 512x512 layers), and also the
+# the MNIST-1D MLP and on a larger random model (four 512x512 layers), and also the
 # save step.
 
 # %%
 big = {f"{i}.weight": np.random.default_rng(i).normal(0, 0.05, (512, 512)).astype(np.float32) for i in range(4)}
 rows = []
-for label, weights in (("digits MLP", dense_state), ("4 x 512x512", big)):
+for label, weights in (("MNIST-1D MLP", dense_state), ("4 x 512x512", big)):
     model_bytes = sum(v.nbytes for v in weights.values())
     _, mem = profile_memory(ModelCompressor().compress_model, weights, {n: 0.9 for n in weights if weights[n].ndim == 2})
     rows.append((label, "compress_model", model_bytes, mem))
@@ -1342,25 +1320,17 @@ for label, step, model_bytes, mem in rows:
 # outputs agree. (Module 06 moves the same CSR product to an OpenCL device.)
 
 # %%
-def median_ms(fn, repeats=30):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000.0 * float(np.median(times))
-
-
 layers = sparse_layers(final)
-dense_ref = make_mlp(seed=SEED)
+dense_ref = make_mlp(seed=0, in_features=N_IN)
 dense_ref.load_state_dict(dense_state)
 agree = np.allclose(run_layers(layers, X_test), final.forward(X_test), atol=1e-4)
 timing = {}
 for batch_name, xb in (("batch 1", X_test[:1]), (f"batch {len(X_test)}", X_test)):
-    timing[batch_name] = {"dense model": median_ms(lambda: dense_ref.forward(xb)),
-                          "pruned, dense matmul": median_ms(lambda: final.forward(xb)),
-                          "pruned, CSR SparseLinear": median_ms(lambda: run_layers(layers, xb))}
+    with inference_mode():  # the course's timing path: no per-layer input checks are timed
+        timing[batch_name] = median_times_ms({"dense model": lambda: dense_ref.forward(xb),
+                                              "pruned, dense matmul": lambda: final.forward(xb),
+                                              "pruned, CSR SparseLinear": lambda: run_layers(layers, xb)},
+                                             repeats=30, warmup=2)
 print(f"CSR outputs agree with the dense forward of the pruned model: {agree}")
 for batch_name, row in timing.items():
     print(f"{batch_name:>10}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in row.items()) +
@@ -1369,7 +1339,7 @@ print(f"multiply-adds per sample: dense {sum(counts.values())}, pruned {kept_wei
       f"({sum(counts.values()) / kept_weights(masks):.1f}x fewer)")
 
 # %% [markdown]
-# The digits layers are so small that per-call overheads dominate. Where does CSR
+# These layers are so small that per-call overheads dominate. Where does CSR
 # pay? Module 03's `benchmark_speedup` on one wide layer (2048x2048, random weights)
 # at batch size 1, where the dense product is a matrix-vector product bound by memory
 # bandwidth:
@@ -1387,10 +1357,13 @@ for sparsity in (0.8, 0.9, 0.95, 0.99):
 # %% [markdown]
 # ### Deployment scenarios
 #
-# Which variant fits where? The budgets below are assumptions for illustration (the
-# weights' share of a device's memory, and a per-sample latency target); the sizes,
-# latencies and accuracies are the measurements above. Latency is the per-sample time
-# at batch size 1 on this machine, dense or CSR, whichever the variant uses.
+# Which variant fits where? The memory budgets below are assumptions for illustration (the
+# weights' share of a device's memory); the sizes and accuracies are the measurements above.
+# Latency is a different matter: the times above are numpy on this machine's CPU, and they
+# say nothing about a microcontroller or a phone (other instruction sets, no numpy, no BLAS,
+# often no floating-point unit, where int8 kernels such as CMSIS-NN decide the latency). So
+# the device rows judge **memory only** (their latency limit is infinite), and only the last
+# row, this machine, also applies a latency target to the latency measured here.
 
 # %%
 variants = {
@@ -1401,10 +1374,10 @@ variants = {
                                  "accuracy": final_test},
 }
 scenarios = {
-    "microcontroller (32 KB, 5 ms)": {"memory_bytes": 32 * 1024, "latency_ms": 5.0},
-    "tiny MCU (20 KB, 50 ms)": {"memory_bytes": 20 * 1024, "latency_ms": 50.0},
-    "phone (8 MB, 1 ms)": {"memory_bytes": 8 * 2 ** 20, "latency_ms": 1.0},
-    "server (1 GB, 0.05 ms)": {"memory_bytes": 2 ** 30, "latency_ms": 0.05},
+    "microcontroller, 64 KB (memory only)": {"memory_bytes": 64 * 1024, "latency_ms": math.inf},
+    "tiny MCU, 20 KB (memory only)": {"memory_bytes": 20 * 1024, "latency_ms": math.inf},
+    "phone, 8 MB (memory only)": {"memory_bytes": 8 * 2 ** 20, "latency_ms": math.inf},
+    "this machine, 0.05 ms per sample": {"memory_bytes": 2 ** 30, "latency_ms": 0.05},
 }
 table = deployment_table(variants, scenarios)
 print(f"{'variant':<26} {'bytes':>7} {'latency ms':>10} {'test acc':>8}")
@@ -1412,7 +1385,7 @@ for name, row in variants.items():
     print(f"{name:<26} {row['bytes']:>7d} {row['latency_ms']:>10.3f} {row['accuracy']:>8.4f}")
 print()
 for scenario, verdict in table.items():
-    print(f"{scenario:<31} fits: {', '.join(verdict['fits']) or 'nothing'}; best: {verdict['best']}")
+    print(f"{scenario:<37} fits: {', '.join(verdict['fits']) or 'nothing'}; best: {verdict['best']}")
 print(f"\nwhole notebook: {time.perf_counter() - notebook_start:.1f} s")
 
 # %% [markdown]
@@ -1420,19 +1393,168 @@ print(f"\nwhole notebook: {time.perf_counter() - notebook_start:.1f} s")
 #
 # - `ModelCompressor` analyses, compresses and validates with exact statistics; its
 #   weight-space proxy is cheap but blind to what the data needs, so the pipeline
-#   also measures accuracy (`validate_accuracy`).
+#   also measures accuracy (`validate_accuracy`). Its 80%/60% recommendations are a
+#   rule of thumb, not a measurement.
 # - The sensitivity scan shows how differently the layers tolerate pruning, and
 #   `allocate_sparsities` turns the scan into per-layer sparsities that meet a size
-#   budget; the printed comparison shows how that allocation fared against one global
-#   threshold under the same budget.
-# - Fine-tuning decides whether the budget costs accuracy: pruning in steps, with the
-#   dense network as a distillation teacher, is the recipe behind the saved model, and
-#   the seed table reports it for three seeds beside the one-shot recipe, misses
-#   included.
+#   budget. Whether that beats one global threshold is measured on three seeds, before
+#   and after fine-tuning, and printed with its spread.
+# - Recipes are compared one change at a time at equal epochs: steps vs one shot, and
+#   distillation vs labels, each with its own verdict line.
 # - `save_compressed` / `load_compressed` store CSR arrays with narrow indices, packed
 #   masks and shapes in one `.npz` without pickle; the reloaded network is checked
 #   to be identical, and the size table accounts for every byte against the 25%
 #   target.
 # - The system view measures, not assumes: peak memory while compressing, the
-#   per-sample latency of dense and CSR inference (on a network this small, fewer
-#   multiply-adds need not mean less time), and which variant fits which device.
+#   per-sample latency of dense and CSR inference on this machine (on a network this
+#   small, fewer multiply-adds need not mean less time), and which variant fits which
+#   device's memory; a device's latency cannot be read off a desktop CPU.
+
+# %% [markdown]
+# ## 10. Questions on your results
+#
+# Answer from what **your** notebook printed; the tests compare with your own run.
+#
+# **Q1 (number).** From the stage 5 table: by how many test examples does the best
+# *global* candidate beat "global, one shot, labels", on average over the seeds? (Take the
+# global candidate with the highest mean test accuracy; the answer is 0 if that is "global,
+# one shot, labels" itself.) Store it in `q1_best_recipe_gain` (tolerance ±1.5 examples).
+#
+# **Q2 (choice).** After fine-tuning, does the sensitivity-based allocation beat one global
+# threshold on your run? Store the letter in `q2_choice`: `"A"` yes, by more than one standard
+# deviation of the paired difference; `"B"` the difference is within one standard deviation;
+# `"C"` global is ahead by more than one standard deviation.
+
+# %% nbgrader={"grade": false, "grade_id": "answers-results", "locked": false, "schema_version": 3, "solution": true}
+q1_best_recipe_gain = None  # test examples
+q2_choice = None            # "A", "B" or "C"
+### BEGIN SOLUTION
+_best = max((c for c in CANDIDATES if c.startswith("global")), key=lambda c: np.mean([test_acc[c, k] for k in SEEDS]))
+q1_best_recipe_gain = float(np.mean(paired(_best, "global, one shot, labels")))
+_m, _sd = mean_and_spread(paired("allocated, one shot, labels", "global, one shot, labels"))
+q2_choice = "B" if abs(_m) <= _sd else ("A" if _m > 0 else "C")
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "test-q1-results", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_best = max((c for c in CANDIDATES if c.startswith("global")), key=lambda c: np.mean([test_acc[c, k] for k in SEEDS]))
+_want = float(np.mean([N_TEST * (test_acc[_best, k] - test_acc["global, one shot, labels", k]) for k in SEEDS]))
+assert isinstance(q1_best_recipe_gain, (int, float, np.number)) and not isinstance(q1_best_recipe_gain, bool), \
+    f"q1_best_recipe_gain must be a number, got {q1_best_recipe_gain!r}"
+assert abs(float(q1_best_recipe_gain) - _want) <= 1.5, \
+    f"q1: {q1_best_recipe_gain} does not match your stage 5 table (best global candidate vs 'global, one shot, labels'; ±1.5)"
+print("Q1 matches your table")
+
+# %% nbgrader={"grade": true, "grade_id": "test-q2-results", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_d = [N_TEST * (test_acc["allocated, one shot, labels", k] - test_acc["global, one shot, labels", k]) for k in SEEDS]
+_m, _sd = float(np.mean(_d)), float(np.std(_d, ddof=1))
+_ok = {"B"} if abs(_m) <= 0.9 * _sd else ({"A"} if _m > 1.1 * _sd else {"C"} if _m < -1.1 * _sd else {"A", "B", "C"} - {"C" if _m > 0 else "A"})
+assert q2_choice in ("A", "B", "C"), f"q2_choice must be 'A', 'B' or 'C', got {q2_choice!r}"
+assert q2_choice in _ok, f"q2: {q2_choice!r} does not fit your verdict line 'allocation, after fine-tuning'"
+print("Q2 fits your run")
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q3-allocation", "locked": false, "points": 4, "schema_version": 3, "solution": true}
+# **Q3 (written, 4 points).** Compare the two allocation verdicts (before and after
+# fine-tuning). Explain what the sensitivity scan assumes, why fine-tuning can erase (or
+# keep) an allocation's edge, and why one global magnitude threshold is already a
+# non-uniform allocation. Quote your allocated sparsities and your verdict lines.
+#
+# ### BEGIN SOLUTION
+# *Reference answer (instructor only).* The scan prunes one layer at a time without
+# fine-tuning and the allocation adds the losses as if independent; after fine-tuning the
+# surviving weights re-learn, so the loss a layer causes at a given sparsity is much smaller
+# and less different between layers, and the allocation's advantage before fine-tuning (if
+# any) shrinks to within the seed spread. One global threshold prunes layers with many small
+# weights (the big first layers) harder and keeps the small output layer denser, which is
+# roughly what the scan-based allocation also does; the allocated sparsities printed for seed
+# 0 show the same ordering.
+#
+# *Rubric (4 points):* 1 point for the independence / no-fine-tuning assumption; 1 point for
+# why fine-tuning changes the picture; 1 point for global thresholding as an implicit
+# allocation; 1 point for quoting their own verdicts with spreads correctly.
+# ### END SOLUTION
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q4-recipe", "locked": false, "points": 4, "schema_version": 3, "solution": true}
+# **Q4 (written, 4 points).** The previous version of this module compared "steps with
+# distillation, 59 epochs" against "one shot on labels, 35 epochs" and credited the steps and
+# the teacher. Using your 2 × 2 verdict lines, say which of the two changes (if either) helps
+# at equal budget, by how much, and why an experiment that changes two things and the budget
+# at once cannot tell you that.
+#
+# ### BEGIN SOLUTION
+# *Reference answer.* Read off the four recipe lines: each isolates one change with the
+# other fixed and the epochs equal. A change helps only if its lines are beyond one standard
+# deviation in the same direction in both contexts (e.g. distillation vs labels, one shot and
+# in steps). The old comparison confounded three things (steps, teacher, 24 more epochs):
+# any of them, or their interaction, could explain the gap, and a gap of about one test image
+# was within seed noise anyway.
+#
+# *Rubric (4 points):* 1 point per correctly read factor with numbers and spreads (2); 1 point
+# for naming the confound (two changes plus budget); 1 point for noting that a difference
+# within the spread is not evidence.
+# ### END SOLUTION
+
+# %% [markdown]
+# ## 11. Open challenge: 25% of the size, as accurate as you can
+#
+# Write `challenge_compress(dense_model, max_params, seed)`: return `(state, masks)` for the
+# MLP, where `masks` covers the three weight matrices (`WEIGHTS`), keeps at most `max_params`
+# weights in all, and `state` is a state dict with every masked weight exactly zero. Use
+# anything from this course: per-layer sparsities of your choice, steps, distillation,
+# more or fewer epochs (keep the cell under about 15 seconds). Use only `X_fit`, `y_fit`,
+# `X_val` and `y_val`: the test set is for grading.
+#
+# The hidden tests run your function on the seed-0 dense model, save the result with
+# `save_compressed`, and check that **both** the CSR bytes and the file are at most 25% of the
+# dense bytes and that the test accuracy reaches a threshold set from the reference
+# solution (a simple recipe of this notebook; the best candidates of the stage 5 table get
+# there). Two points for staying within the size budget, four for reaching the accuracy.
+
+# %% nbgrader={"grade": false, "grade_id": "challenge", "locked": false, "schema_version": 3, "solution": true}
+def challenge_compress(dense_model, max_params, seed=0):
+    """Return (state, masks) of a compressed copy of dense_model with at most max_params kept weights."""
+    ### BEGIN SOLUTION
+    state = dense_model.state_dict()
+    teacher = predict(dense_model, X_fit)
+    target = lambda w, f: global_magnitude_masks(w, f * FINAL_SPARSITY, names=WEIGHTS)
+    masks, net = run_candidate(state, target, seed, len(STEP_FRACTIONS), teacher)
+    return net.state_dict(), masks
+    ### END SOLUTION
+
+
+# %%
+_start = time.perf_counter()
+challenge_state, challenge_masks = challenge_compress(model, max_params, seed=0)
+with tempfile.TemporaryDirectory() as tmp:
+    challenge_path = os.path.join(tmp, "challenge.npz")
+    save_compressed(challenge_path, challenge_state, challenge_masks)
+    challenge_sizes = size_report(challenge_state, challenge_masks, challenge_path)
+challenge_net = make_mlp(seed=0, in_features=N_IN)
+challenge_net.load_state_dict(challenge_state)
+print(f"challenge: {kept_weights(challenge_masks)} kept weights (budget {max_params}); CSR {challenge_sizes['csr_ratio']:.3f} "
+      f"and file {challenge_sizes['file_ratio']:.3f} of dense; validation accuracy {evaluate(challenge_net, X_val, y_val):.4f}; "
+      f"took {time.perf_counter() - _start:.1f} s")
+
+# %% nbgrader={"grade": true, "grade_id": "test-challenge-size", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert isinstance(challenge_masks, dict) and set(challenge_masks) == set(WEIGHTS), \
+    f"masks must cover exactly {WEIGHTS}, got {sorted(challenge_masks) if isinstance(challenge_masks, dict) else challenge_masks!r}"
+_kept = int(sum(int(np.asarray(challenge_masks[n]).sum()) for n in WEIGHTS))
+assert _kept <= max_params, f"{_kept} kept weights exceed the budget of {max_params}"
+assert all(np.all(np.asarray(challenge_state[n])[np.asarray(challenge_masks[n]) == 0] == 0) for n in WEIGHTS), \
+    "every masked weight must be exactly zero in the returned state"
+assert challenge_sizes["csr_ratio"] <= 0.25 and challenge_sizes["file_ratio"] <= 0.25, \
+    f"CSR {challenge_sizes['csr_ratio']:.3f} and file {challenge_sizes['file_ratio']:.3f} must both be <= 0.25 of dense"
+print("within the size budget")
+
+# %% nbgrader={"grade": true, "grade_id": "test-challenge-accuracy", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+_net = make_mlp(seed=0, in_features=N_IN)
+_net.load_state_dict({k: np.asarray(v, dtype=np.float32) for k, v in challenge_state.items()})
+_acc = evaluate(_net, X_test, y_test)
+print(f"challenge test accuracy: {_acc:.4f}")
+### BEGIN HIDDEN TESTS
+assert int(sum(int(np.asarray(challenge_masks[n]).sum()) for n in WEIGHTS)) <= max_params, \
+    "the accuracy counts only within the size budget"
+assert challenge_sizes["csr_ratio"] <= 0.25 and challenge_sizes["file_ratio"] <= 0.25, "the accuracy counts only within the size budget"
+CHALLENGE_THRESHOLD = 0.42  # the reference solution reaches 0.4315 on seed 0; about 20 test examples of slack
+assert _acc >= CHALLENGE_THRESHOLD, f"test accuracy {_acc:.4f} is below the challenge threshold"
+### END HIDDEN TESTS
+

@@ -63,3 +63,50 @@ def test_every_course_module_follows_the_grammar():
     assert sources, "no module sources found"
     problems = [str(p) for s in sources for p in check_source(s)]
     assert problems == []
+
+
+# --- written answers: graded markdown cells (manual grading in Formgrader) -----------------
+
+MANUAL_OK = '''
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q-why", "locked": false, "points": 3, "schema_version": 3, "solution": true}
+# **Q.** Why?
+#
+# ### BEGIN SOLUTION
+# Reference answer and rubric.
+# ### END SOLUTION
+'''
+
+
+def _with_manual(tmp_path: Path, cell: str) -> Path:
+    path = tmp_path / "manual.py"
+    path.write_text((FIXTURES / "good.py").read_text() + cell)
+    return path
+
+
+def test_a_written_answer_cell_is_accepted(tmp_path):
+    assert check_source(_with_manual(tmp_path, MANUAL_OK)) == []
+
+
+@pytest.mark.parametrize("old, new, fragment", [
+    ('"points": 3, ', '', "exactly the keys"),
+    ('"locked": false', '"locked": true', "must have"),
+    ('"points": 3', '"points": 0', "positive points"),
+    ("# ### BEGIN SOLUTION\n# Reference answer and rubric.\n# ### END SOLUTION\n", "# An answer.\n", "no '### BEGIN SOLUTION'"),
+    ("# ### END SOLUTION\n", "", "never closed"),
+])
+def test_a_broken_written_answer_cell_is_reported(tmp_path, old, new, fragment):
+    assert old in MANUAL_OK
+    problems = check_source(_with_manual(tmp_path, MANUAL_OK.replace(old, new, 1)))
+    assert problems and any(fragment in p.message for p in problems), problems
+
+
+def test_written_answers_are_not_auto_graded_cells(tmp_path):
+    import jupytext
+
+    from coursekit.notebooks import is_exercise, is_graded, is_manual, manual_points, total_points
+    nb = jupytext.read(_with_manual(tmp_path, MANUAL_OK))
+    manual = [c for c in nb.cells if is_manual(c)]
+    assert len(manual) == 1 and not is_graded(manual[0]) and not is_exercise(manual[0])
+    assert manual_points(nb) == 3.0
+    assert total_points(nb) == sum(float(c.metadata["nbgrader"]["points"]) for c in nb.cells
+                                   if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade"))

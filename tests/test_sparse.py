@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import tinytorch.sparse as tsp
 from tinytorch.prune import magnitude_mask
 from tinytorch.sparse import (CSRMatrix, SparseLinear, break_even_sparsity, csr_matmat, csr_matvec,
-                              csr_storage_bytes, median_times_ms, row_sums)
+                              csr_matvec_loop, csr_storage_bytes, median_times_ms, row_sums)
 
 FAST = settings(max_examples=60, deadline=None)
 
@@ -442,3 +442,17 @@ def test_sparse_linear_rejects_after_pruning():
         layer.benchmark_speedup(batch_size=0)
     with pytest.raises(TypeError):
         layer.benchmark_speedup(iterations=2.5)
+
+
+def test_csr_matvec_loop_is_the_definition_and_agrees_with_scipy():
+    rng = np.random.default_rng(4)
+    for shape, density in (((15, 7), 0.3), ((1, 5), 1.0), ((6, 6), 0.0), ((40, 33), 0.1)):
+        M = (rng.normal(size=shape) * (rng.random(shape) < density)).astype(np.float32)
+        x = rng.normal(size=shape[1]).astype(np.float32)
+        A = CSRMatrix.from_dense(M)
+        y = csr_matvec_loop(A, x)
+        assert y.dtype == np.float32 and y.shape == (shape[0],)
+        assert np.allclose(y, scipy.sparse.csr_matrix(M) @ x, atol=1e-5)
+        assert np.allclose(y, csr_matvec(A, x), atol=1e-5)
+    with pytest.raises(ValueError):
+        csr_matvec_loop(CSRMatrix.from_dense(np.eye(3, dtype=np.float32)), np.ones(4, np.float32))
