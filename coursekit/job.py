@@ -63,7 +63,8 @@ class SandboxExecute(Execute):
     cap on the output it may send."""
 
     def __init__(self, sandbox: Sandbox, run_dir: Path, files: dict[str, Path], **kwargs):
-        super().__init__(kernel_manager_class=SandboxedKernelManager, **kwargs)
+        # the sandbox holds nothing to save: kill the kernel at the end rather than wait for it
+        super().__init__(kernel_manager_class=SandboxedKernelManager, shutdown_kernel="immediate", **kwargs)
         self.sandbox, self.run_dir, self.files = sandbox, run_dir, files
         self.output_bytes = 0
         self.plain_env: dict[str, str] = {}
