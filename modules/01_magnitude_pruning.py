@@ -841,8 +841,8 @@ _g = previous  # the final (90%) masks
 # On the digits almost everything works: the dense MLP gets nearly every one of the 450 test
 # images right, one image is worth 0.22 points, and two pruning methods rarely differ by more
 # than a few images, less than what a different random seed changes. To **compare** methods we
-# use MNIST-1D from module 00 (`load_mnist1d`): 4000 training and 2000 test signals that a
-# linear model mostly gets wrong and an MLP gets right only about two times in three, so
+# use MNIST-1D from module 00 (`load_mnist1d`): 4000 training and 2000 test signals on
+# which the same MLP stays far from perfect (the next cell prints its accuracy), so
 # capacity matters and removing it shows.
 #
 # The rules of every comparison in this course: the **same training budget** for every method

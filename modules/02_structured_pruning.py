@@ -289,7 +289,7 @@ def select_units(scores, sparsity):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-unit_importance", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-unit_importance", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 _w = np.array([[1.0, -2.0, 2.0], [0.5, 0.5, -0.5], [-3.0, 0.0, 0.0]], dtype=np.float32)
 _g = np.array([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [0.1, 5.0, 5.0]], dtype=np.float32)
 for _crit, _want in (("l1", [5.0, 1.5, 3.0]), ("l2", [3.0, math.sqrt(0.75), 3.0]), ("taylor", [1.0, 1.0, 0.3])):
@@ -304,6 +304,13 @@ assert np.asarray(_k).tolist() == [1, 3, 4], f"select_units 50% of 6: expected [
 ### BEGIN HIDDEN TESTS
 assert np.asarray(select_units(np.ones(4), 0.5)).tolist() == [2, 3], "ties: the lower indices are pruned first"
 assert len(select_units(np.arange(5.0), 1.0)) == 1, "at least one unit survives"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-unit_importance-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# unit_importance / select_units: bad input gets a clear error
+_w = np.array([[1.0, -2.0, 2.0], [0.5, 0.5, -0.5], [-3.0, 0.0, 0.0]], dtype=np.float32)
+assert np.allclose(unit_importance(_w, "l1"), [5.0, 1.5, 3.0]), "L1 scores of the example"
+### BEGIN HIDDEN TESTS
 expect_error(ValueError, unit_importance, _w, "l3")
 expect_error(TypeError, unit_importance, _w, 2)
 expect_error(ValueError, unit_importance, _w, "taylor")
@@ -745,7 +752,7 @@ def prune_attention_heads(wq, wk, wv, wo, n_heads, sparsity=0.5, scores=None):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-prune_attention_heads", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-prune_attention_heads", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 _rng = np.random.default_rng(0)
 _d, _H, _dh = 12, 4, 3
 _scale = np.repeat([1.0, 0.2, 2.0, 0.5], _dh)[:, None]
@@ -767,6 +774,16 @@ assert np.asarray(_r["kept_heads"]).tolist() == [0, 1, 2], f"external scores: ke
 _r = prune_attention_heads(_wq, _wk, _wv, _wo, _H, 0.5, scores=np.ones(4))
 assert np.asarray(_r["kept_heads"]).tolist() == [2, 3], f"ties: the lower heads are pruned first, got {_r['kept_heads']}"
 assert prune_attention_heads(_wq, _wk, _wv, _wo, _H, 1.0)["n_heads"] == 1, "one head always survives"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-prune_attention_heads-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# head_importance / prune_attention_heads: bad input gets a clear error
+_rng = np.random.default_rng(0)
+_d, _H, _dh = 12, 4, 3
+_wq, _wk, _wv = (_rng.normal(size=(_H * _dh, _d)) for _ in range(3))
+_wo = _rng.normal(size=(_d, _H * _dh))
+assert len(head_importance(_wq, _wk, _wv, _wo, _H)) == _H, "one score per head"
+### BEGIN HIDDEN TESTS
 expect_error(ValueError, head_importance, _wq, _wk, _wv, _wo, 5)
 expect_error(ValueError, head_importance, _wq, _wk[:6], _wv, _wo, 4)
 expect_error(ValueError, prune_attention_heads, _wq, _wk, _wv, _wo[:, :6], 4)

@@ -1013,7 +1013,7 @@ X_test, y_test = data.X_test, data.y_test
 N_TEST, N_IN = len(y_test), X_fit.shape[1]
 SEEDS = (0, 1, 2)
 DENSE_EPOCHS, LR = 25, 2e-3
-FT_EPOCHS = 12  # fine-tuning epochs of every candidate, however it spends them
+FT_EPOCHS = 24  # fine-tuning epochs of every candidate, however it spends them
 
 
 def train_dense(seed):
@@ -1514,9 +1514,8 @@ def challenge_compress(dense_model, max_params, seed=0):
     """Return (state, masks) of a compressed copy of dense_model with at most max_params kept weights."""
     ### BEGIN SOLUTION
     state = dense_model.state_dict()
-    teacher = predict(dense_model, X_fit)
     target = lambda w, f: global_magnitude_masks(w, f * FINAL_SPARSITY, names=WEIGHTS)
-    masks, net = run_candidate(state, target, seed, len(STEP_FRACTIONS), teacher)
+    masks, net = run_candidate(state, target, seed, 1)  # one global threshold, one shot, labels
     return net.state_dict(), masks
     ### END SOLUTION
 
@@ -1554,7 +1553,7 @@ print(f"challenge test accuracy: {_acc:.4f}")
 assert int(sum(int(np.asarray(challenge_masks[n]).sum()) for n in WEIGHTS)) <= max_params, \
     "the accuracy counts only within the size budget"
 assert challenge_sizes["csr_ratio"] <= 0.25 and challenge_sizes["file_ratio"] <= 0.25, "the accuracy counts only within the size budget"
-CHALLENGE_THRESHOLD = 0.42  # the reference solution reaches 0.4315 on seed 0; about 20 test examples of slack
+CHALLENGE_THRESHOLD = 0.49  # the reference solution reaches 0.5035 on seed 0; about 27 test examples of slack
 assert _acc >= CHALLENGE_THRESHOLD, f"test accuracy {_acc:.4f} is below the challenge threshold"
 ### END HIDDEN TESTS
 
