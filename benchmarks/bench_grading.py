@@ -10,8 +10,6 @@ nbgrader's restore and scoring), then the arithmetic for 3,500 submissions.
 from __future__ import annotations
 
 import argparse
-import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -21,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from coursekit.build import build  # noqa: E402
-from coursekit.demo import make_submission, scratch_course  # noqa: E402
+from coursekit.demo import add_student, scratch_course  # noqa: E402
 from coursekit.grading import autograde  # noqa: E402
 from coursekit.layout import Course  # noqa: E402
 from coursekit.nbgrader_ext import report_of  # noqa: E402
@@ -32,11 +30,8 @@ def batch(course: Course, module: str, n: int) -> list[str]:
     students = []
     for index in range(n):
         kind = mix[index % len(mix)]
-        make_submission(course, module, kind)
         name = f"{index:03d}-{kind}"
-        dst = course.grading_dir / "submitted" / name / module
-        dst.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(course.grading_dir / "submitted" / kind / module / f"{module}.ipynb", dst / f"{module}.ipynb")
+        add_student(course, module, kind, name)
         students.append(name)
     return students
 

@@ -75,6 +75,15 @@ def make_submission(course: Course, module: str, kind: str) -> tuple[str, float 
     return kind, expected
 
 
+def add_student(course: Course, module: str, kind: str, name: str) -> float | None:
+    """A simulated submission of `kind` handed in by student `name`; returns its expected score."""
+    _, expected = make_submission(course, module, kind)
+    dst = course.grading_dir / "submitted" / name / module
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(course.grading_dir / "submitted" / kind / module / f"{module}.ipynb", dst / f"{module}.ipynb")
+    return expected
+
+
 def matches(outcome: Outcome, expected: float | None) -> bool:
     if expected is None:
         return outcome.status == "failed"
