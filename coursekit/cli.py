@@ -32,9 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("notebook", type=Path)
     p.add_argument("--lib", type=Path, help="tinytorch folder to write into (default: the installed one)")
     p.add_argument("--allow-incomplete", action="store_true", help="export even if an exercise holds the stub")
-    p = sub.add_parser("package", help="the tinytorch that goes out with MODULE (earlier modules only)")
+    p = sub.add_parser("package", help="the student kit of MODULE: release notebook, tinytorch of earlier "
+                                       "modules, installable student tools (pip install DIR)")
     p.add_argument("module")
-    p.add_argument("--out", type=Path, required=True, help="folder to write tinytorch/ into")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the kit into")
     p = sub.add_parser("demo", help="build, simulate submissions for every module, autograde, show scores")
     p.add_argument("modules", nargs="*")
     p.add_argument("--cell-timeout", type=int, default=30)
@@ -82,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         from .grading import grades
         say(f"grades written to {grades(course, args.to)}")
     elif args.command == "package":
-        from .package import package_for
-        written = package_for(course, course.resolve([args.module])[0], args.out)
-        say(f"wrote {len(written)} file(s) to {args.out / 'tinytorch'}: {', '.join(p.name for p in written)}")
+        from .package import write_kit
+        written = write_kit(course, course.resolve([args.module])[0], args.out)
+        say(f"wrote the student kit ({len(written)} files) to {args.out}; a student runs `pip install {args.out}`")
     elif args.command == "demo":
         from .demo import demo
         return 0 if demo(course, course.resolve(args.modules), args.cell_timeout) else 1
