@@ -170,7 +170,8 @@ def write_kit(course: Course, module: str, out: Path) -> list[Path]:
     (config_dir / "labconfig").mkdir(parents=True, exist_ok=True)
     (config_dir / "server").mkdir(parents=True, exist_ok=True)
     lab = config_dir / "labconfig" / "course_student.json"
-    server = config_dir / "server" / "course_student.json"
+    # loaded in name order after nbgrader's own nbgrader.json, which enables everything
+    server = config_dir / "server" / "zz_course_student.json"
     lab.write_text(json.dumps(STUDENT_LAB_CONFIG, indent=2) + "\n", encoding="utf-8")
     server.write_text(json.dumps(STUDENT_SERVER_CONFIG, indent=2) + "\n", encoding="utf-8")
     written += [lab, server]
@@ -195,7 +196,7 @@ course-student = "course_student:main"
 [tool.setuptools]
 py-modules = ["course_student"]
 # JupyterLab shows the student tools only (Assignment List, Validate)
-data-files = {{"etc/jupyter/labconfig/page_config.d" = ["jupyter-config/labconfig/course_student.json"], "etc/jupyter/jupyter_server_config.d" = ["jupyter-config/server/course_student.json"]}}
+data-files = {{"etc/jupyter/labconfig/page_config.d" = ["jupyter-config/labconfig/course_student.json"], "etc/jupyter/jupyter_server_config.d" = ["jupyter-config/server/zz_course_student.json"]}}
 ''', encoding="utf-8")
     written.append(pyproject)
     course_id, exchange = exchange_settings(course)

@@ -87,12 +87,15 @@ def _parseable(code: str) -> str | None:
     return text
 
 
-def _uses_and_binds(code: str) -> tuple[set[str], set[str]]:
-    """(global names the cell reads anywhere, global names it binds or mutates at top level)."""
+def _uses_and_binds(code: str, top_only: bool = False) -> tuple[set[str], set[str]]:
+    """(global names the cell reads, anywhere or with top_only at top level only: not inside
+    the functions and classes it defines; global names it binds or mutates at top level)."""
     table = symtable.symtable(code, "<cell>", "exec")
     uses, binds = set(), set()
 
     def walk(tab, top):
+        if top_only and not top:
+            return
         for sym in tab.get_symbols():
             name = sym.get_name()
             if top:
@@ -137,11 +140,15 @@ def cell_needs(nb) -> dict[int, list[str]]:
                 deps[name] = {gid}
             continue
         needed = set().union(*(deps.get(name, set()) for name in uses))
+        # the check goes where the cell itself runs exercise code; a cell that only defines
+        # functions using it (a test harness, a helper) runs fine and passes the need on
+        top_uses, _ = _uses_and_binds(code, top_only=True)
+        now = set().union(*(deps.get(name, set()) for name in top_uses))
         for name in binds:
             deps[name] = deps.get(name, set()) | needed if name in uses else set(needed)
         exported = any(DIRECTIVE.match(line) and "export" in line for line in cell.source.split("\n"))
-        if needed and not is_graded(cell) and not exported:
-            out[index] = sorted(needed, key=order.index)
+        if now and not is_graded(cell) and not exported:
+            out[index] = sorted(now, key=order.index)
     return out
 
 
