@@ -87,6 +87,16 @@ def _parseable(code: str) -> str | None:
     return text
 
 
+def _top_level_nodes(tree):
+    """Every node of the module outside function and class bodies."""
+    stack = list(tree.body)
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            stack.extend(ast.iter_child_nodes(node))
+
+
 def _uses_and_binds(code: str, top_only: bool = False) -> tuple[set[str], set[str]]:
     """(global names the cell reads, anywhere or with top_only at top level only: not inside
     the functions and classes it defines; global names it binds or mutates at top level)."""
@@ -109,8 +119,9 @@ def _uses_and_binds(code: str, top_only: bool = False) -> tuple[set[str], set[st
             walk(child, False)
 
     walk(table, True)
-    tree = ast.parse(code)
-    for node in ast.walk(tree):  # `results[key] = ...`, `model.weight = ...` change `results`, `model`
+    # `results[key] = ...`, `model.weight = ...` at top level (not in a def or class) change
+    # `results`, `model`
+    for node in _top_level_nodes(ast.parse(code)):
         targets = []
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -154,7 +165,8 @@ def cell_needs(nb) -> dict[int, list[str]]:
 
 def _check_cell(nb, labels: dict[str, str], exercise_names: dict[str, list[str]]):
     table = {gid: (labels[gid], names) for gid, names in exercise_names.items()}
-    source = f'''{CHECK_MARK.replace("stops here", "lets a cell stop")}, added by the course build.
+    source = f'''# Given (added by the course build): `_needs(...)` at the top of a cell stops it with a
+# message naming the exercise it waits for, while that exercise is unfinished.
 _EXERCISES = {table!r}
 
 

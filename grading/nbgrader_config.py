@@ -25,5 +25,11 @@ try:  # feedback of hand-collected submissions is skipped with a warning, not a 
     import coursekit.exchange  # noqa: F401
 
     c.ExchangeFactory.release_feedback = "coursekit.exchange.ReleaseFeedback"
+    # feedback HTML loads MathJax from the student's Jupyter server (jupyter-server-mathjax)
+    import nbgrader as _nbgrader
+
+    c.HTMLExporter.extra_template_basedirs = [
+        _os.path.join(_os.path.dirname(coursekit.exchange.__file__), "templates"),
+        _os.path.join(_os.path.dirname(_nbgrader.__file__), "server_extensions", "formgrader", "templates")]
 except ImportError:
     pass

@@ -9,11 +9,12 @@ PYTHON=${PYTHON:-python3}
 
 # 1. OpenCL runtime for module 06 (Debian's PoCL works with the pyopencl wheel; PyPI's
 #    pocl-binary-distribution does not build kernels on every CPU).
-if ! ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1; then
+#    Chromium: the browser that tests/test_browser.py drives (Playwright never downloads one).
+if ! ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1 || ! command -v chromium >/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "setup: installing the OpenCL runtime (pocl-opencl-icd)"
+  echo "setup: installing the OpenCL runtime (pocl-opencl-icd) and chromium"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pocl-opencl-icd ocl-icd-libopencl1 >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pocl-opencl-icd ocl-icd-libopencl1 chromium >/dev/null
 fi
 
 # 2. Virtual environment with the pinned packages (only when the pins changed).

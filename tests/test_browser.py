@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -124,6 +125,8 @@ def test_student_and_instructor_in_a_browser(scene):
         browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
+        # offline: anything not served by the student's own Jupyter server (a CDN) fails
+        context.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort())
         page = context.new_page()
         page.set_default_timeout(60_000)
         try:
@@ -244,5 +247,7 @@ def _student_and_instructor(scene, context, page):
         rel = feedback[-1].relative_to(home).as_posix()
         view = context.new_page()
         view.goto(f"{url}/files/{urllib.request.quote(rel)}?token={TOKEN}")
-        expect(view.locator("body")).to_contain_text(f"Score: {EXERCISE_POINTS:g}")
+        expect(view.locator("body")).to_contain_text(f"Score: {EXERCISE_POINTS:.1f}")
+        # formulas typeset by MathJax from the student's server, not shown as raw $...$
+        expect(view.locator(".MathJax").first).to_be_visible(timeout=30_000)
         _shot(view, "09-feedback")
