@@ -25,7 +25,7 @@ try:  # feedback of hand-collected submissions is skipped with a warning, not a 
     import coursekit.exchange  # noqa: F401
 
     c.ExchangeFactory.release_feedback = "coursekit.exchange.ReleaseFeedback"
-    # feedback HTML loads MathJax from the student's Jupyter server (jupyter-server-mathjax)
+    # feedback and Formgrader load MathJax from the Jupyter server (jupyter-server-mathjax), no CDN
     import nbgrader as _nbgrader
 
     c.HTMLExporter.extra_template_basedirs = [

@@ -60,6 +60,10 @@ def scene(tmp_path_factory):
     env.update(PYTHONPATH=str(REPO), MPLBACKEND="Agg")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
     _nbgrader(course, "release_assignment", MODULE, env=env)
+    exchange = course.grading_dir / "exchange"  # modes that let other (non-root) accounts use it
+    assert exchange.stat().st_mode & 0o777 == 0o777
+    assert (exchange / "sparse-nets/inbound").stat().st_mode & 0o033 == 0o033  # others may submit
+    assert (exchange / "sparse-nets/outbound").stat().st_mode & 0o005 == 0o005  # and fetch
     kit = write_kit(course, MODULE, root / "kit")[0].parent
     home = root / "student"
     (home / ".jupyter").mkdir(parents=True)

@@ -135,3 +135,17 @@ def test_course_student_needs_only_the_standard_library():
     source = open(student_tool.__file__, encoding="utf-8").read()
     imported = set(re.findall(r"^(?:from|import) ([a-z_]+)", source, flags=re.M)) - {"__future__"}
     assert imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
+
+
+def test_feedback_and_formgrader_load_mathjax_from_the_jupyter_server():
+    """nbgrader's feedback and formgrade templates call mathjax() with nbconvert's CDN default;
+    the course config puts its own macro first, which loads jupyter-server-mathjax's copy."""
+    from nbconvert import HTMLExporter
+    from traitlets.config.loader import PyFileConfigLoader
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = PyFileConfigLoader("nbgrader_config.py", path=os.path.join(repo, "grading")).load_config()
+    for name in ("feedback", "formgrade"):
+        template = HTMLExporter(config=config, template_name=name).environment.get_template("mathjax.html.j2")
+        source = open(template.filename, encoding="utf-8").read()
+        assert "static/jupyter_server_mathjax/MathJax.js" in source and "cdnjs" not in source, template.filename
