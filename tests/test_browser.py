@@ -254,4 +254,5 @@ def _student_and_instructor(scene, context, page):
         expect(view.locator("body")).to_contain_text(f"Score: {EXERCISE_POINTS:.1f}")
         # formulas typeset by MathJax from the student's server, not shown as raw $...$
         expect(view.locator(".MathJax").first).to_be_visible(timeout=30_000)
+        view.locator("p", has=view.locator(".MathJax")).first.scroll_into_view_if_needed()
         _shot(view, "09-feedback")
