@@ -15,6 +15,11 @@ from .grammar import check_source
 from .errors import CourseError
 from .layout import Course, say
 from .notebooks import dumps, source_to_notebook, strip_markers, write_if_changed
+from .package import sync_due_package
+from .unfinished import add_unfinished_checks
+
+# extra nbgrader config (no .py: traitlets adds it) that names each exercise in its stub
+NAMED_STUBS_CONFIG = Path(__file__).with_name("nbgrader_named_stubs")
 
 
 def drop_marker_lines(cell) -> None:
@@ -57,8 +62,12 @@ def generate_release(course: Course, module: str) -> bool:
     """nbgrader generate_assignment for one module; True when the release changed."""
     release = course.release(module)
     before = release.read_bytes() if release.exists() else None
+    # the due package travels with the assignment: nbgrader copies source/<module>/tinytorch/
+    # into the release (and the exchange), and every build writes it afresh
+    due = sync_due_package(course, module, course.grading_source(module).parent)
     result = subprocess.run(
-        ["nbgrader", "generate_assignment", module, "--force", "--log-level=WARN"],
+        ["nbgrader", "generate_assignment", module, "--force", "--log-level=WARN",
+         f"--JupyterApp.config_file={NAMED_STUBS_CONFIG}"],
         cwd=course.grading_dir, env=course.subprocess_env(), capture_output=True, text=True)
     if result.returncode != 0:
         hint = ""
@@ -68,10 +77,14 @@ def generate_release(course: Course, module: str) -> bool:
                     "assignment, or (for test data only) remove the run-time data with `make clean`")
         raise CourseError(f"nbgrader generate_assignment {module} failed:\n"
                          f"{result.stdout[-3000:]}{result.stderr[-3000:]}{hint}")
-    # nbgrader copies every non-notebook file of source/ into the release: allow none
-    extra = [p for p in release.parent.rglob("*") if p.is_file() and p.suffix != ".ipynb"]
+    # nbgrader copies every non-notebook file of source/ into the release: allow only the
+    # due package, byte for byte the reference of the modules before this one
+    expected = {f"tinytorch/{p.name}": p.read_bytes() for p in due}
+    extra = [p for p in release.parent.rglob("*") if p.is_file() and p.suffix != ".ipynb"
+             and expected.get(p.relative_to(release.parent).as_posix()) != p.read_bytes()]
     if extra:
-        raise CourseError(f"release of {module} holds non-notebook files: {extra}")
+        raise CourseError(f"release of {module} holds files other than its notebook and the due "
+                          f"package: {extra}")
     return before != release.read_bytes()
 
 
@@ -85,6 +98,7 @@ def build(course: Course, modules: list[str]) -> dict[str, list[str]]:
         started = time.perf_counter()
         changed: list[Path] = []
         nb = source_to_notebook(course.source(module), module)
+        add_unfinished_checks(nb)  # given cells say which exercise they wait for
         text = dumps(nb)
         if write_if_changed(course.notebook(module), text):
             changed.append(course.notebook(module))

@@ -70,9 +70,9 @@ def cmd_grades(course: Course, args) -> int:
 
 
 def cmd_package(course: Course, args) -> int:
-    from .package import package_for
-    written = package_for(course, course.resolve([args.module])[0], args.out)
-    say(f"wrote {len(written)} file(s) to {args.out / 'tinytorch'}: {', '.join(p.name for p in written)}")
+    from .package import write_kit
+    written = write_kit(course, course.resolve([args.module])[0], args.out)
+    say(f"wrote the student kit ({len(written)} files) to {args.out}; a student runs `pip install {args.out}`")
     return 0
 
 
@@ -124,9 +124,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--lib", type=Path, help="tinytorch folder to write into (default: the installed one)")
     s.add_argument("--allow-incomplete", action="store_true", help="export even if an exercise holds the stub")
     s.set_defaults(run=None)
-    s = sub.add_parser("package", help="the tinytorch that goes out with MODULE (earlier modules only)")
+    s = sub.add_parser("package", help="the student kit of MODULE: release notebook, tinytorch of earlier "
+                                       "modules, installable student tools (pip install DIR)")
     s.add_argument("module")
-    s.add_argument("--out", type=Path, required=True, help="folder to write tinytorch/ into")
+    s.add_argument("--out", type=Path, required=True, help="folder to write the kit into")
     s.set_defaults(run=cmd_package)
     s = sub.add_parser("demo", help="in a scratch copy of the course: build, simulate submissions, autograde")
     s.add_argument("modules", nargs="*")

@@ -9,15 +9,22 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPrep
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades, IgnorePattern,
                                     LimitOutput, SaveAutoGrades)
 
+import os as _os
+
+import nbgrader as _nbgrader
+
+import coursekit.exchange
 from coursekit.nbgrader_ext import GradeInSandbox, HideTestSource, RecordIntegrity
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
+_here = _os.path.dirname(_os.path.abspath(__file__))  # noqa: F821 (set by the config loader)
 
 c.CourseDirectory.course_id = "sparse-nets"
-c.CourseDirectory.root = "."
+# The course root is absolute, whatever folder nbgrader starts in.
+c.CourseDirectory.root = _here
 # The gradebook, read from here by nbgrader and by `course`: SQLite for one grader; for a real
 # course PostgreSQL, e.g. "postgresql+psycopg2://grader:PASSWORD@dbhost/sparse_nets".
-c.CourseDirectory.db_url = "sqlite:///gradebook.db"
+c.CourseDirectory.db_url = "sqlite:///" + _os.path.join(_here, "gradebook.db")
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Seconds a single cell may run before it is interrupted (an infinite loop scores 0 there).
@@ -45,3 +52,15 @@ c.Sandbox.wall_seconds = 1200   # hard wall-clock limit of one notebook
 # Feedback shows each test's result and message; hidden tests' source stays hidden
 # (set c.HideTestSource.enabled = False to reveal it).
 c.GenerateFeedback.preprocessors = [HideTestSource, GetGrades, CSSHTMLHeaderPreprocessor]
+
+# --- The nbgrader exchange (release, fetch, submit, collect, feedback) on one machine. ---
+# The exchange is a folder the course owns (nbgrader's default, /srv/nbgrader/exchange, needs
+# root to create). Point COURSE_EXCHANGE at a folder every student can reach, or a shared
+# volume on JupyterHub.
+c.Exchange.root = _os.environ.get("COURSE_EXCHANGE") or _os.path.join(_here, "exchange")
+# feedback of hand-collected submissions is skipped with a warning, not a crash
+c.ExchangeFactory.release_feedback = "coursekit.exchange.ReleaseFeedback"
+# feedback and Formgrader load MathJax from the Jupyter server (jupyter-server-mathjax), no CDN
+c.HTMLExporter.extra_template_basedirs = [
+    _os.path.join(_os.path.dirname(coursekit.exchange.__file__), "templates"),
+    _os.path.join(_os.path.dirname(_nbgrader.__file__), "server_extensions", "formgrader", "templates")]

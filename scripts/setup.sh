@@ -11,12 +11,14 @@ PYTHON=${PYTHON:-python3}
 #    - Debian's PoCL OpenCL runtime for module 06 (PyPI's pocl-binary-distribution does not
 #      build kernels on every CPU);
 #    - bubblewrap, the sandbox every submission is graded in;
-#    - PostgreSQL, the gradebook of a real course (the tests grade into it and into SQLite).
+#    - PostgreSQL, the gradebook of a real course (the tests grade into it and into SQLite);
+#    - Chromium, the browser tests/test_browser.py drives (Playwright never downloads one).
 need=()
 ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1 || need+=(pocl-opencl-icd ocl-icd-libopencl1)
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "setup: installing ${need[*]}"

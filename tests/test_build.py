@@ -39,8 +39,14 @@ def test_second_build_changes_nothing(built_course):
 def test_release_holds_only_notebooks_without_solutions(built_course):
     course, _ = built_course
     for module in course.module_names():
-        files = [p for p in course.release(module).parent.rglob("*") if p.is_file()]
-        assert files == [course.release(module)], f"release of {module} holds {files}"
+        from coursekit.package import due_files
+        release_dir = course.release(module).parent
+        files = sorted(p.relative_to(release_dir).as_posix() for p in release_dir.rglob("*") if p.is_file())
+        # the notebook, and the due package (the reference of earlier modules) that travels with it
+        expected = sorted([f"{module}.ipynb"] + [f"tinytorch/{p.name}" for p in due_files(course, module)])
+        assert files == expected, f"release of {module} holds {files}"
+        for name in expected[1:]:
+            assert (release_dir / name).read_bytes() == (course.lib_dir / name.split("/")[1]).read_bytes()
         released = course.release(module).read_text(encoding="utf-8")
         for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "END SOLUTION", "END HIDDEN TESTS"):
             assert marker not in released, f"{marker!r} in the release of {module}"
