@@ -4,8 +4,6 @@ Every step writes a file only when its content changes, so a second build is a n
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
 import subprocess
 import time
@@ -13,7 +11,7 @@ from pathlib import Path
 
 from .grammar import check_source
 from .errors import CourseError
-from .layout import Course, say
+from .layout import Course, say, working_dir
 from .notebooks import dumps, source_to_notebook, strip_markers, write_if_changed
 from .package import sync_due_package
 from .unfinished import add_unfinished_checks
@@ -25,16 +23,6 @@ NAMED_STUBS_CONFIG = Path(__file__).with_name("nbgrader_named_stubs")
 def drop_marker_lines(cell) -> None:
     """nbdev cell processor: the package never sees solution or hidden-test markers."""
     cell.source = strip_markers(cell.source)
-
-
-@contextlib.contextmanager
-def _cwd(path: Path):
-    old = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
 
 
 def export_notebook(notebook: Path, lib_dir: Path, solo: bool = False) -> list[Path]:
@@ -102,7 +90,7 @@ def build(course: Course, modules: list[str]) -> dict[str, list[str]]:
         text = dumps(nb)
         if write_if_changed(course.notebook(module), text):
             changed.append(course.notebook(module))
-        with _cwd(course.root):
+        with working_dir(course.root):
             changed += export_notebook(course.notebook(module), course.lib_dir)
         if write_if_changed(course.grading_source(module), text):
             changed.append(course.grading_source(module))

@@ -1,7 +1,6 @@
 """The course's nbgrader configuration, read from its one home: grading/nbgrader_config.py."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader

@@ -8,7 +8,6 @@ process touches the gradebook. A broken, hostile or runaway submission costs onl
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import subprocess
 import time
@@ -20,7 +19,7 @@ import nbformat
 
 from . import config as course_config
 from .errors import CourseError
-from .layout import Course, say
+from .layout import Course, working_dir
 
 ERROR_LINE_RE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception|Interrupt)): ?(.*)$")
 
@@ -79,16 +78,6 @@ def run_nbgrader(course: Course, *args: str, check: bool = True, timeout: float 
     return result.returncode, log
 
 
-@contextlib.contextmanager
-def _in(folder: Path):
-    old = Path.cwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 class Grader:
     """nbgrader's API inside this process, configured from the course's nbgrader_config.py."""
 
@@ -112,7 +101,7 @@ class Grader:
             self.config.Sandbox.enabled = False
         self.sandbox = Sandbox(config=self.config)
         require(self.sandbox)
-        with _in(course.grading_dir):
+        with working_dir(course.grading_dir):
             self.api = NbGraderAPI(coursedir=CourseDirectory(config=self.config), config=self.config)
 
     def graded_already(self, assignment: str, student: str) -> bool:
@@ -153,7 +142,7 @@ class Grader:
 
     def score(self, assignment: str, student: str) -> tuple[bool, str]:
         """nbgrader autograde of one submission, in this process."""
-        with _in(self.course.grading_dir):
+        with working_dir(self.course.grading_dir):
             result = self.api.autograde(assignment, student, force=True, create=True)
         return bool(result.get("success")), (result.get("log") or "") + (result.get("error") or "")
 

@@ -13,7 +13,6 @@ truth value lie fails the test instead of passing it.
 import builtins as _b
 import importlib as _il
 import json as _json
-import math as _math
 import sys as _sys
 import threading as _th
 
@@ -152,7 +151,7 @@ def plain(value, _depth=0):
         return value
     if kind is _np.ndarray:
         if value.dtype.kind == "O":
-            raise Tampered(f"a graded cell read an object array; return numbers, not objects")
+            raise Tampered("a graded cell read an object array; return numbers, not objects")
         return value
     if isinstance(value, _np.generic) and kind.__module__ == "numpy":
         return value

@@ -1,12 +1,13 @@
 """Where everything lives in a course repository, and the markers the tools know."""
 from __future__ import annotations
 
-from .errors import CourseError
-
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import CourseError
 
 SOLUTION_BEGIN = "### BEGIN SOLUTION"
 SOLUTION_END = "### END SOLUTION"
@@ -74,6 +75,17 @@ class Course:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(var, "1")
         return env
+
+
+@contextlib.contextmanager
+def working_dir(path: Path):
+    """Run a block in `path` (nbdev and nbgrader resolve paths from the current folder)."""
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
 
 
 def say(msg: str) -> None:

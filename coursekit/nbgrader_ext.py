@@ -18,7 +18,7 @@ from traitlets import Bool, Integer, Unicode
 from .integrity import instrument, restore, signature, verify
 from .job import JobResult, run_job
 from .layout import HIDDEN_BEGIN, HIDDEN_END, Course
-from .notebooks import grading_meta, is_graded
+from .notebooks import is_graded
 from .sandbox import Sandbox, require
 
 METADATA_KEY = "coursekit"
