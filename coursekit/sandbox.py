@@ -72,11 +72,12 @@ class Sandbox(Configurable):
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         args += ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu",
                  "--proc", "/proc", "--dev", "/dev"]
+        size = str(self.disk_mb * 1024 * 1024)
+        args += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", HOME, "--dir", WORK]
+        # after the tmpfs mounts, so that an environment or job folder under /tmp stays visible
         for prefix in python_prefixes():
             args += ["--ro-bind", prefix, prefix]
-        size = str(self.disk_mb * 1024 * 1024)
-        args += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", HOME,
-                 "--dir", WORK, "--bind", str(run_dir), str(run_dir)]
+        args += ["--bind", str(run_dir), str(run_dir)]
         for name, host in sorted(files.items()):
             args += ["--ro-bind", str(host), f"{WORK}/{name}"]
         args += ["--chdir", WORK, "--clearenv"]

@@ -11,7 +11,8 @@ Two things, both plain code in the notebooks:
   after the imports) stops the cell with "finish Exercise 3 (accuracy) first" while that
   exercise's code still holds its stub, instead of a NameError or KeyError further down.
 
-Graded test cells and exported cells are left as written.
+Exported cells are left as written; a graded cell gets the check only when it reads a result
+that a given cell computed from an exercise.
 """
 from __future__ import annotations
 
@@ -138,6 +139,7 @@ def cell_needs(nb) -> dict[int, list[str]]:
     deps: dict[str, set[str]] = {}
     order = [grading_meta(c)["grade_id"] for c in nb.cells if is_exercise(c)]
     out = {}
+    direct: set[str] = set()  # names an exercise cell binds itself
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
@@ -149,16 +151,25 @@ def cell_needs(nb) -> dict[int, list[str]]:
             gid = grading_meta(cell)["grade_id"]
             for name in binds:
                 deps[name] = {gid}
+                direct.add(name)
             continue
         needed = set().union(*(deps.get(name, set()) for name in uses))
         # the check goes where the cell itself runs exercise code; a cell that only defines
         # functions using it (a test harness, a helper) runs fine and passes the need on
         top_uses, _ = _uses_and_binds(code, top_only=True)
         now = set().union(*(deps.get(name, set()) for name in top_uses))
+        # a graded cell that reads what a given cell computed from an exercise (a question on
+        # the module's results) says which exercise it waits for; one that calls the
+        # exercise's own code fails with that code's named stub already
+        indirect = set().union(*(deps.get(name, set()) for name in top_uses if name not in direct))
         for name in binds:
             deps[name] = deps.get(name, set()) | needed if name in uses else set(needed)
+            direct.discard(name)
         exported = any(DIRECTIVE.match(line) and "export" in line for line in cell.source.split("\n"))
-        if now and not is_graded(cell) and not exported:
+        if is_graded(cell):
+            if indirect:
+                out[index] = sorted(indirect, key=order.index)
+        elif now and not exported:
             out[index] = sorted(now, key=order.index)
     return out
 

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from coursekit.demo import make_submission
+from coursekit.errors import CourseError
 from coursekit.student_export import student_export
 
 FIRST = "00_foundations"
@@ -32,8 +33,8 @@ def test_export_of_a_finished_notebook(built_course, tmp_path):
 
 def test_export_refuses_unfinished_work_and_bad_paths(built_course, tmp_path):
     course, _ = built_course
-    with pytest.raises(SystemExit, match="still hold the stub"):
+    with pytest.raises(CourseError, match="still hold the stub"):
         student_export(course.release(FIRST), tmp_path)
-    with pytest.raises(SystemExit, match="existing .ipynb"):
+    with pytest.raises(CourseError, match="existing .ipynb"):
         student_export(tmp_path / "missing.ipynb", tmp_path)
     assert list(tmp_path.iterdir()) == []
