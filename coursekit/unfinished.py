@@ -139,7 +139,7 @@ def cell_needs(nb) -> dict[int, list[str]]:
     deps: dict[str, set[str]] = {}
     order = [grading_meta(c)["grade_id"] for c in nb.cells if is_exercise(c)]
     out = {}
-    direct: set[str] = set()  # names an exercise cell binds itself
+    direct: set[str] = set()  # names an exercise cell binds (even if a given cell changes them later)
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
@@ -161,10 +161,9 @@ def cell_needs(nb) -> dict[int, list[str]]:
         # a graded cell that reads what a given cell computed from an exercise (a question on
         # the module's results) says which exercise it waits for; one that calls the
         # exercise's own code fails with that code's named stub already
-        indirect = set().union(*(deps.get(name, set()) for name in top_uses if name not in direct))
+        indirect = set().union(*(deps.get(name, set()) for name in top_uses - binds - direct))
         for name in binds:
             deps[name] = deps.get(name, set()) | needed if name in uses else set(needed)
-            direct.discard(name)
         exported = any(DIRECTIVE.match(line) and "export" in line for line in cell.source.split("\n"))
         if is_graded(cell):
             if indirect:
