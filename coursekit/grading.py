@@ -121,15 +121,14 @@ class Grader:
 
     def prepare(self, assignment: str, student: str):  # noqa: D401
         """The submission with nbgrader's tests restored (what autograde would execute)."""
-        from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells,
-                                            OverwriteKernelspec)
+        from nbgrader.converters import Autograde
 
         path = self.course.grading_dir / "submitted" / student / assignment / f"{assignment}.ipynb"
         nb = nbformat.read(path, as_version=4)
         resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": assignment,
                                   "db_url": self.db_url}}
         with self._gradebook_entry(assignment, student):
-            for step in (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata):
+            for step in Autograde(config=self.config).sanitize_preprocessors:
                 nb, resources = step(config=self.config).preprocess(nb, resources)
         return nb
 

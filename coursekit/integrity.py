@@ -235,7 +235,8 @@ def verify(plan: Plan, executed) -> Verdict:
 
     def hit(position, reason):
         nonlocal zero_from
-        flags.append(reason)
+        if reason not in flags:
+            flags.append(reason)
         zero_from = position if zero_from is None else min(zero_from, position)
 
     for position, (role, cell) in enumerate(zip(plan.roles, executed.cells)):
@@ -266,7 +267,9 @@ def verify(plan: Plan, executed) -> Verdict:
             for err in _errors(cell):
                 if err.get("ename") == "Tampered":
                     gid = grading_meta(cell).get("grade_id", "?")
-                    flags.append(f"{gid}: {err.get('evalue', '')}"[:300])
+                    reason = f"{gid}: {err.get('evalue', '')}"[:300]
+                    if reason not in flags:
+                        flags.append(reason)
     return Verdict(flags, plan.static, zero_from)
 
 
@@ -287,8 +290,8 @@ def restore(original, plan: Plan, executed, verdict: Verdict, stopped: str | Non
         reason = None
         if verdict.zero_from is not None and position > verdict.zero_from:
             reason = "grading integrity check failed before this cell: " + verdict.flags[0]
-        elif not _executed(cell) and stopped:
-            reason = f"not run: the notebook was stopped by the {stopped}"
+        elif not _executed(cell):
+            reason = f"not run: the notebook was stopped by the {stopped or 'kernel (it stopped answering)'}"
         if reason:
             target.outputs.append(nbformat.v4.new_output(
                 "error", ename=ERROR_NAME, evalue=reason, traceback=[f"{ERROR_NAME}: {reason}"]))

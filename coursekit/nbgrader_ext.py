@@ -22,6 +22,7 @@ from .notebooks import is_graded
 from .sandbox import Sandbox, require
 
 METADATA_KEY = "coursekit"
+SANITIZE_KEY = "coursekit_sanitize"  # what the student changed of the locked cells
 # (assignment, student) -> (plan, JobResult, signature of the prepared notebook): jobs that
 # `course autograde` ran ahead (in parallel or on Dask); GradeInSandbox uses them when the
 # notebook nbgrader hands it is the one the job ran
@@ -71,10 +72,47 @@ def grade_notebook(nb, files: dict[str, Path], sandbox: Sandbox, cell_timeout: i
     executed = nbformat.from_dict(result.notebook)
     verdict = verify(plan, executed)
     graded = restore(nb, plan, executed, verdict, result.stopped)
-    report = {"flags": verdict.flags, "review": verdict.review, "limits": result.limits,
+    report = {"flags": verdict.flags, "review": list(nb.metadata.get(SANITIZE_KEY, [])) + verdict.review,
+              "limits": result.limits,
               "stopped": result.stopped, "seconds": round(result.seconds, 2),
               "cells_seconds": round(cells_seconds(executed), 2)}
     return graded, report
+
+
+class DropUnknownGradeCells(NbGraderPreprocessor):
+    """Before nbgrader restores the locked cells: note every locked cell the student edited or
+    deleted (nbgrader puts them back) and turn cells with made-up grading metadata (an unknown
+    grade_id, e.g. a fake test worth 1000 points) into plain student cells (nbgrader itself
+    would crash on them). The notes flag the submission for review."""
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gb:
+            known = {c.name for c in gb.find_notebook(info["notebook"], info["assignment"]).source_cells}
+        release = Path(self.config.CourseDirectory.get("root", ".")) / "release" / info["assignment"] \
+            / f"{info['notebook']}.ipynb"
+        given = {}
+        if release.exists():
+            given = {c.metadata["nbgrader"]["grade_id"]: c.source
+                     for c in nbformat.read(release, as_version=4).cells
+                     if c.get("metadata", {}).get("nbgrader", {}).get("locked")}
+        notes, seen = [], set()
+        for cell in nb.cells:
+            meta = cell.get("metadata", {}).get("nbgrader")
+            if meta is None:
+                continue
+            gid = meta.get("grade_id")
+            if gid not in known:
+                notes.append(f"added a cell with grading metadata ({gid}): ignored")
+                del cell.metadata["nbgrader"]
+                continue
+            seen.add(gid)
+            if gid in given and cell.source != given[gid]:
+                notes.append(f"edited locked cell {gid}: restored")
+        notes += [f"deleted locked cell {gid}: restored" for gid in given if gid not in seen]
+        if notes:
+            nb.metadata[SANITIZE_KEY] = notes
+        return nb, resources
 
 
 class GradeInSandbox(NbGraderPreprocessor):

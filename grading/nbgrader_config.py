@@ -6,15 +6,16 @@ release files and the reference `tinytorch` of the modules already due, with int
 around every graded cell (coursekit/nbgrader_ext.py). Student code never sees this file.
 """
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades, IgnorePattern,
-                                    LimitOutput, SaveAutoGrades)
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds,
+                                    GetGrades, IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec,
+                                    SaveAutoGrades)
 
 import os as _os
 
 import nbgrader as _nbgrader
 
 import coursekit.exchange
-from coursekit.nbgrader_ext import GradeInSandbox, HideTestSource, RecordIntegrity
+from coursekit.nbgrader_ext import DropUnknownGradeCells, GradeInSandbox, HideTestSource, RecordIntegrity
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 _here = _os.path.dirname(_os.path.abspath(__file__))  # noqa: F821 (set by the config loader)
@@ -33,6 +34,9 @@ c.Execute.timeout = 60
 # deleted test cell is put back.
 c.Autograde.create_student = True
 c.OverwriteCells.add_missing_cells = True
+# cells a student added with made-up grading metadata are treated as student cells
+c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, DropUnknownGradeCells,
+                                      OverwriteCells, CheckCellMetadata]
 
 # Execution in the sandbox with integrity checks instead of nbgrader's Execute; the job's
 # report (flags, limits hit) is kept in the autograded notebook and flags the submission.

@@ -191,7 +191,7 @@ def test_hostile_earns_nothing(hostile_batch, kind):
 @pytest.mark.parametrize("kind", ["input-transformer", "ast-transformer", "custom-exception-handler",
                                   "trace-function", "replaced-shell-method", "event-callback",
                                   "monkeypatch-numpy", "monkeypatch-testing", "monkeypatch-builtins",
-                                  "lying-values", "grader-detection"])
+                                  "lying-values", "grader-detection", "edited-tests"])
 def test_tampering_is_flagged(hostile_batch, kind):
     _, rows, _, _ = hostile_batch
     assert rows[kind].status == "flagged" and rows[kind].flags, rows[kind]
