@@ -25,12 +25,14 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from coursekit.build import build
+from coursekit.notebooks import exercise_points, source_to_notebook
 from coursekit.package import write_kit
 from conftest import REPO, copy_inputs
 
 MODULE = "00_foundations"
 EXERCISE = "accuracy"          # the exercise the student fills in
-EXERCISE_POINTS = 2.0          # points of test-accuracy in modules/00_foundations.py
+# points of the graded cells that check that exercise, read from the module's source
+EXERCISE_POINTS = dict(exercise_points(source_to_notebook(REPO / "modules" / f"{MODULE}.py", MODULE)))[EXERCISE]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 TOKEN = "student-token"
 
