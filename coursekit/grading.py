@@ -105,12 +105,16 @@ class Grader:
             self.api = NbGraderAPI(coursedir=CourseDirectory(config=self.config), config=self.config)
 
     def graded_already(self, assignment: str, student: str) -> bool:
-        """A finished grade exists and is newer than the submission."""
+        """A finished grade exists and is newer than the submission. nbgrader writes the
+        autograded notebook with the job's report only after every grade is in the gradebook, so
+        a grader killed half-way through scoring leaves no report and the submission is redone."""
         from nbgrader.api import Gradebook, MissingEntry
+
+        from .nbgrader_ext import report_of
 
         graded = self.course.grading_dir / "autograded" / student / assignment / f"{assignment}.ipynb"
         submitted = self.course.grading_dir / "submitted" / student / assignment / f"{assignment}.ipynb"
-        if not graded.exists() or graded.stat().st_mtime < submitted.stat().st_mtime:
+        if not graded.exists() or graded.stat().st_mtime < submitted.stat().st_mtime or report_of(graded) is None:
             return False
         with Gradebook(self.db_url) as gb:
             try:

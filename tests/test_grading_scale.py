@@ -143,6 +143,8 @@ def test_killed_grader_keeps_finished_grades_and_resumes(serial):
     import signal
     from nbgrader.api import Gradebook, MissingEntry
 
+    from coursekit.nbgrader_ext import report_of
+
     course, want = serial
     students = _batch(course, "killed")
     cmd = [str(Path(sys.executable).parent / "course"), "--root", str(course.root), "autograde", MODULE,
@@ -154,8 +156,8 @@ def test_killed_grader_keeps_finished_grades_and_resumes(serial):
         with Gradebook(db_url(course)) as gb:
             for s in students:
                 try:
-                    if gb.find_submission(MODULE, s).score is not None and \
-                            (course.grading_dir / "autograded" / s / MODULE / f"{MODULE}.ipynb").exists():
+                    gb.find_submission(MODULE, s)
+                    if report_of(course.grading_dir / "autograded" / s / MODULE / f"{MODULE}.ipynb"):
                         done.append(s)
                 except MissingEntry:
                     pass
