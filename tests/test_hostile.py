@@ -226,7 +226,8 @@ def test_feedback_has_no_solution_or_hidden_test_line(hostile_batch):
               if len(line) > 25 and line not in given}
     assert len(secret) > 20
     pages = list((course.grading_dir / "feedback").rglob(f"{MODULE}.html"))
-    assert len(pages) == len(rows) - sum(r.status == "failed" for r in rows.values())
+    have = {page.parent.parent.name for page in pages}
+    assert {name for name, r in rows.items() if r.status != "failed"} <= have
     import html
     for page in pages:
         text = html.unescape(page.read_text(encoding="utf-8"))
