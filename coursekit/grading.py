@@ -7,7 +7,6 @@ process touches the gradebook. A broken, hostile or runaway submission costs onl
 """
 from __future__ import annotations
 
-import contextlib
 import re
 import subprocess
 import time
@@ -123,7 +122,7 @@ class Grader:
                 return False
         return True
 
-    def prepare(self, assignment: str, student: str):  # noqa: D401
+    def prepare(self, assignment: str, student: str):
         """The submission with nbgrader's tests restored (what autograde would execute)."""
         from nbgrader.converters import Autograde
 
@@ -131,17 +130,9 @@ class Grader:
         nb = nbformat.read(path, as_version=4)
         resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": assignment,
                                   "db_url": self.db_url}}
-        with self._gradebook_entry(assignment, student):
-            for step in Autograde(config=self.config).sanitize_preprocessors:
-                nb, resources = step(config=self.config).preprocess(nb, resources)
+        for step in Autograde(config=self.config).sanitize_preprocessors:
+            nb, resources = step(config=self.config).preprocess(nb, resources)
         return nb
-
-    @contextlib.contextmanager
-    def _gradebook_entry(self, assignment, student):
-        from nbgrader.api import Gradebook
-        with Gradebook(self.db_url) as gb:
-            gb.update_or_create_student(student)
-        yield
 
     def score(self, assignment: str, student: str) -> tuple[bool, str]:
         """nbgrader autograde of one submission, in this process."""

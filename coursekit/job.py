@@ -36,12 +36,17 @@ _ACTIVE: set = set()  # executors whose kernels are running (killed on Ctrl-C)
 _ACTIVE_LOCK = threading.Lock()
 
 
+def _kernel_process(executor):
+    """The process the kernel manager launched (bwrap, or the bare kernel), if any."""
+    return getattr(getattr(getattr(executor, "km", None), "provisioner", None), "process", None)
+
+
 def kill_all() -> None:
     """Kill every running job's kernel (and so its whole sandbox)."""
     with _ACTIVE_LOCK:
         executors = list(_ACTIVE)
     for executor in executors:
-        process = getattr(getattr(getattr(executor, "km", None), "provisioner", None), "process", None)
+        process = _kernel_process(executor)
         if process is not None:
             process.kill()
 
@@ -84,6 +89,7 @@ class SandboxExecute(Execute):
 
 
 def _materialise(files: dict[str, Path], work: Path) -> None:
+    """The working folder of a kernel run without the sandbox (the sandbox binds the files)."""
     work.mkdir(parents=True)
     for name, source in files.items():
         (shutil.copytree if Path(source).is_dir() else shutil.copyfile)(source, work / name)
@@ -110,7 +116,10 @@ def run_job(notebook, files: dict[str, Path], sandbox: Sandbox, cell_timeout: in
     stopped = None
     with tempfile.TemporaryDirectory(prefix="cg-") as tmp:
         run_dir, work = Path(tmp), Path(tmp) / "work"
-        _materialise(files, work)  # the working folder outside the sandbox (used without it)
+        if sandbox.enabled:
+            work.mkdir()
+        else:
+            _materialise(files, work)
         executor = SandboxExecute(sandbox, run_dir, files, timeout=cell_timeout or 60)
         executor.plain_env = {**kernel_env(), "HOME": str(run_dir), "PYTHONPATH": str(work),
                               "MPLCONFIGDIR": str(run_dir), "POCL_CACHE_DIR": str(run_dir / "pocl")}
@@ -120,8 +129,7 @@ def run_job(notebook, files: dict[str, Path], sandbox: Sandbox, cell_timeout: in
 
         def kill():
             fired.set()
-            km = getattr(executor, "km", None)
-            process = getattr(getattr(km, "provisioner", None), "process", None)
+            process = _kernel_process(executor)
             if process is not None:
                 process.kill()
 
@@ -153,9 +161,9 @@ def run_job(notebook, files: dict[str, Path], sandbox: Sandbox, cell_timeout: in
 
 def _death_cause(executor) -> str:
     """Why the kernel died: a CPU-time limit shows as SIGXCPU/SIGKILL in bwrap's exit code."""
-    process = getattr(getattr(getattr(executor, "km", None), "provisioner", None), "process", None)
+    process = _kernel_process(executor)
     code = process.poll() if process is not None else None
-    if code in (-24, 128 + 24, 152):
+    if code in (-24, 128 + 24):
         return "CPU-time limit"
     if code in (-9, 137):
         return "kernel killed (memory or CPU-time limit)"

@@ -22,7 +22,7 @@ from traitlets.config import Configurable
 
 from .errors import CourseError
 
-HOME = "/home/student"
+HOME = "/sandbox/home"  # inside the sandbox only (a tmpfs); nothing of the host
 WORK = f"{HOME}/work"
 # /etc entries a Python/numpy/matplotlib/OpenCL kernel needs; nothing else of /etc is visible
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "OpenCL", "fonts", "passwd", "group",
