@@ -6,6 +6,7 @@ kernel may see travel once per assignment (scattered to every worker) as bytes.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 import tempfile
@@ -30,14 +31,25 @@ def pack(files: dict[str, Path]) -> bytes:
     return buffer.getvalue()
 
 
-def remote_job(notebook: dict, archive: bytes, limits: dict, cell_timeout: int | None) -> dict:
-    """What a Dask worker runs: unpack the files, run the job, return plain data."""
-    sandbox = Sandbox(**limits)
-    with tempfile.TemporaryDirectory(prefix="cg-files-") as tmp:
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            tar.extractall(tmp, filter="data")
-        files = {p.name: p for p in Path(tmp).iterdir()}
-        result = run_job(notebook, files, sandbox, cell_timeout)
+_UNPACKED: dict[str, tempfile.TemporaryDirectory] = {}  # on a worker: archive digest -> its files
+
+
+def unpacked(archive: bytes) -> dict[str, Path]:
+    """The archive's files on this worker, unpacked once per assignment (warm kernels bind them)."""
+    digest = hashlib.sha256(archive).hexdigest()
+    with _LOCK:
+        if digest not in _UNPACKED:
+            folder = tempfile.TemporaryDirectory(prefix="cg-files-")
+            with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+                tar.extractall(folder.name, filter="data")
+            _UNPACKED[digest] = folder
+        return {p.name: p for p in Path(_UNPACKED[digest].name).iterdir()}
+
+
+def remote_job(notebook: dict, archive: bytes, limits: dict, cell_timeout: int | None, ahead: int = 0) -> dict:
+    """What a Dask worker runs: the job on the archive's files, as plain data. `ahead`: keep
+    that many kernels warm for the jobs that follow (killed if none comes)."""
+    result = run_job(notebook, unpacked(archive), Sandbox(**limits), cell_timeout, ahead)
     return {"notebook": result.notebook, "limits": result.limits, "stopped": result.stopped,
             "seconds": result.seconds}
 
@@ -55,7 +67,7 @@ def client(address: str):
 
 
 def submit_job(address: str, notebook, files: dict[str, Path], sandbox: Sandbox, cell_timeout,
-               attempts: int = 3) -> tuple[JobResult, int]:
+               attempts: int = 3, ahead: int = 0) -> tuple[JobResult, int]:
     """Run one job on the cluster: (result, retries). A worker lost mid-job has its tasks
     rescheduled by Dask itself; a job that still fails (the worker killed again, a broken
     connection) is submitted again, up to `attempts` times."""
@@ -67,7 +79,7 @@ def submit_job(address: str, notebook, files: dict[str, Path], sandbox: Sandbox,
         archive = _SCATTERED[key]
     limits = {name: getattr(sandbox, name) for name in (*sandbox.limits(), "enabled", "bwrap")}
     for attempt in range(attempts):
-        future = dask.submit(remote_job, dict(notebook), archive, limits, cell_timeout, pure=False)
+        future = dask.submit(remote_job, dict(notebook), archive, limits, cell_timeout, ahead, pure=False)
         try:
             return JobResult(**future.result()), attempt
         except Exception as exc:  # KilledWorker, CommClosedError, a worker without bwrap, ...

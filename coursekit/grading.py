@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -181,6 +182,7 @@ def autograde(course: Course, assignment: str, students: list[str] | None = None
     from . import nbgrader_ext
     from .integrity import instrument, signature
     from .job import kill_all, run_job
+    from .warm import POOL
 
     if assignment not in course.module_names() and not course.release(assignment).exists():
         raise CourseError(f"unknown assignment {assignment!r}")
@@ -201,6 +203,9 @@ def autograde(course: Course, assignment: str, students: list[str] | None = None
     files = nbgrader_ext.job_files(course, assignment)
     due = nbgrader_ext.due_modules(files)
     timeout = grader.config.Execute.get("timeout", 60)
+    slots = max(1, jobs)
+    if not scheduler:  # the first kernels start while the submissions are prepared
+        POOL.warm_up(files, grader.sandbox, min(slots, len(todo)))
 
     prepared, spent = {}, {}
     for student in list(todo):
@@ -213,19 +218,25 @@ def autograde(course: Course, assignment: str, students: list[str] | None = None
             outcomes[student] = Outcome(student, "failed", None, None, 0.0, f"prepare: {type(exc).__name__}: {exc}"[:200])
             todo.remove(student)
 
+    queued = [len(todo)]
+    queued_lock = threading.Lock()
+
     def execute(student):
         started = time.perf_counter()
         plan, sig = prepared[student]
+        with queued_lock:  # jobs after this one, whose kernels may start early (never more than needed)
+            queued[0] -= 1
+            ahead = min(queued[0], slots)
         retries = 0
         if scheduler:
             from .distributed import submit_job
-            result, retries = submit_job(scheduler, plan.nb, files, grader.sandbox, timeout)
+            result, retries = submit_job(scheduler, plan.nb, files, grader.sandbox, timeout, ahead=min(ahead, 1))
         else:
-            result = run_job(plan.nb, files, grader.sandbox, timeout)
+            result = run_job(plan.nb, files, grader.sandbox, timeout, ahead=ahead)
         return student, (plan, result, sig), time.perf_counter() - started, retries
 
     bar = _progress(len(todo), progress)
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    pool = ThreadPoolExecutor(max_workers=slots)
     try:
         futures = [pool.submit(execute, s) for s in todo]
         for future in as_completed(futures):
@@ -253,6 +264,7 @@ def autograde(course: Course, assignment: str, students: list[str] | None = None
         raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+        POOL.close()
         bar.close()
     return [outcomes[s] for s in students if s in outcomes]
 

@@ -7,10 +7,7 @@ process, in a local worker pool or on a Dask worker.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,7 +17,8 @@ import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.preprocessors import Execute
 
-from .sandbox import PidsCgroup, Sandbox, SandboxedKernelManager, kernel_env
+from .sandbox import Sandbox, SandboxedKernelManager
+from .warm import POOL, Kernel
 
 # error outputs that mean a limit was hit: (ename pattern, evalue pattern, limit name)
 LIMIT_ERRORS = [
@@ -32,23 +30,19 @@ LIMIT_ERRORS = [
 ]
 
 
-_ACTIVE: set = set()  # executors whose kernels are running (killed on Ctrl-C)
+_ACTIVE: set = set()  # kernels of running jobs (killed on Ctrl-C)
 _ACTIVE_LOCK = threading.Lock()
 
 
-def _kernel_process(executor):
-    """The process the kernel manager launched (bwrap, or the bare kernel), if any."""
-    return getattr(getattr(getattr(executor, "km", None), "provisioner", None), "process", None)
-
-
 def kill_all() -> None:
-    """Kill every running job's kernel (and so its whole sandbox)."""
+    """Kill every running job's kernel (and so its whole sandbox), and every warm one."""
     with _ACTIVE_LOCK:
-        executors = list(_ACTIVE)
-    for executor in executors:
-        process = _kernel_process(executor)
+        kernels = list(_ACTIVE)
+    for kernel in kernels:
+        process = kernel.process
         if process is not None:
             process.kill()
+    POOL.close()
 
 
 class OutputLimit(Exception):
@@ -64,35 +58,30 @@ class JobResult:
 
 
 class SandboxExecute(Execute):
-    """nbgrader's Execute (timeouts, error recording), with the kernel in the sandbox and a
-    cap on the output it may send."""
+    """nbgrader's Execute (timeouts, error recording) on an already started sandboxed kernel,
+    with a cap on the output it may send."""
 
-    def __init__(self, sandbox: Sandbox, run_dir: Path, files: dict[str, Path], **kwargs):
+    def __init__(self, kernel: Kernel, output_kb: int, **kwargs):
         # the sandbox holds nothing to save: kill the kernel at the end rather than wait for it
         super().__init__(kernel_manager_class=SandboxedKernelManager, shutdown_kernel="immediate", **kwargs)
-        self.sandbox, self.run_dir, self.files = sandbox, run_dir, files
+        self.kernel, self.output_limit = kernel, output_kb * 1024
         self.output_bytes = 0
-        self.plain_env: dict[str, str] = {}
-        self.cgroup = None
 
     def create_kernel_manager(self):
-        self.km = SandboxedKernelManager(run_dir=str(self.run_dir), kernel_name="python3", config=self.config)
-        self.km.files, self.km.sandbox, self.km.plain_env = self.files, self.sandbox, self.plain_env
-        self.km.cgroup = self.cgroup
+        self.km = self.kernel.km
         return self.km
+
+    def _cleanup_kernel(self):
+        # the job kills the kernel with its sandbox (Kernel.close); only the client goes here
+        if self.kc is not None:
+            self.kc.stop_channels()
+        self.kc = self.km = None
 
     def output(self, outs, msg, display_id, cell_index):
         self.output_bytes += len(str(msg.get("content", "")))
-        if self.output_bytes > self.sandbox.output_kb * 1024:
+        if self.output_bytes > self.output_limit:
             raise OutputLimit()
         return super().output(outs, msg, display_id, cell_index)
-
-
-def _materialise(files: dict[str, Path], work: Path) -> None:
-    """The working folder of a kernel run without the sandbox (the sandbox binds the files)."""
-    work.mkdir(parents=True)
-    for name, source in files.items():
-        (shutil.copytree if Path(source).is_dir() else shutil.copyfile)(source, work / name)
 
 
 def limits_in_outputs(nb) -> list[str]:
@@ -108,61 +97,56 @@ def limits_in_outputs(nb) -> list[str]:
     return found
 
 
-def run_job(notebook, files: dict[str, Path], sandbox: Sandbox, cell_timeout: int | None = None) -> JobResult:
+def run_job(notebook, files: dict[str, Path], sandbox: Sandbox, cell_timeout: int | None = None,
+            ahead: int = 0) -> JobResult:
     """Execute `notebook` with only `files` (name -> host path) beside it; never raises for
-    anything the notebook does."""
+    anything the notebook does. `ahead`: how many jobs with the same files and limits follow,
+    whose kernels may start now (warm kernels, each still used by one job only)."""
     nb = nbformat.from_dict(notebook if isinstance(notebook, dict) else dict(notebook))
     started = time.perf_counter()
     stopped = None
-    with tempfile.TemporaryDirectory(prefix="cg-") as tmp:
-        run_dir, work = Path(tmp), Path(tmp) / "work"
-        if sandbox.enabled:
-            work.mkdir()
-        else:
-            _materialise(files, work)
-        executor = SandboxExecute(sandbox, run_dir, files, timeout=cell_timeout or 60)
-        executor.plain_env = {**kernel_env(), "HOME": str(run_dir), "PYTHONPATH": str(work),
-                              "MPLCONFIGDIR": str(run_dir), "POCL_CACHE_DIR": str(run_dir / "pocl")}
-        cgroup = PidsCgroup(sandbox.processes) if sandbox.enabled and os.geteuid() == 0 else None
-        executor.cgroup = cgroup
-        fired = threading.Event()
+    try:
+        kernel = POOL.take(files, sandbox, ahead)
+    except Exception as exc:
+        return JobResult(nb, [f"kernel failure ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"],
+                         "kernel failure", time.perf_counter() - started)
+    executor = SandboxExecute(kernel, sandbox.output_kb, timeout=cell_timeout or 60)
+    fired = threading.Event()
 
-        def kill():
-            fired.set()
-            process = _kernel_process(executor)
-            if process is not None:
-                process.kill()
+    def kill():
+        fired.set()
+        if kernel.process is not None:
+            kernel.process.kill()
 
-        timer = threading.Timer(sandbox.wall_seconds, kill)
+    timer = threading.Timer(sandbox.wall_seconds, kill)
+    timer.daemon = True
+    try:
         timer.start()
         with _ACTIVE_LOCK:
-            _ACTIVE.add(executor)
-        try:
-            executor.preprocess(nb, {"metadata": {"path": str(work)}})
-        except OutputLimit:
-            stopped = "output limit"
-        except CellTimeoutError:  # the kernel ignored the interrupt after a cell's time limit
-            stopped = "cell time limit (the kernel ignored the interrupt)"
-        except DeadKernelError:
-            stopped = "wall-clock limit" if fired.is_set() else _death_cause(executor)
-        except Exception as exc:  # the kernel could not start or broke the protocol
-            stopped = f"kernel failure ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
-        finally:
-            timer.cancel()
-            with _ACTIVE_LOCK:
-                _ACTIVE.discard(executor)
-            if cgroup is not None:
-                cgroup.remove()
+            _ACTIVE.add(kernel)
+        executor.preprocess(nb, {"metadata": {"path": str(kernel.work)}})
+    except OutputLimit:
+        stopped = "output limit"
+    except CellTimeoutError:  # the kernel ignored the interrupt after a cell's time limit
+        stopped = "cell time limit (the kernel ignored the interrupt)"
+    except DeadKernelError:
+        stopped = "wall-clock limit" if fired.is_set() else _death_cause(kernel)
+    except Exception as exc:  # the kernel could not start or broke the protocol
+        stopped = f"kernel failure ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
+    finally:
+        timer.cancel()
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(kernel)
+        kernel.close()
     limits = limits_in_outputs(nb)
     if stopped and stopped not in limits:
         limits.insert(0, stopped)
     return JobResult(nb, limits, stopped, time.perf_counter() - started)
 
 
-def _death_cause(executor) -> str:
+def _death_cause(kernel: Kernel) -> str:
     """Why the kernel died: a CPU-time limit shows as SIGXCPU/SIGKILL in bwrap's exit code."""
-    process = _kernel_process(executor)
-    code = process.poll() if process is not None else None
+    code = kernel.process.poll() if kernel.process is not None else None
     if code in (-24, 128 + 24):
         return "CPU-time limit"
     if code in (-9, 137):
