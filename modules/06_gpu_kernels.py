@@ -931,8 +931,8 @@ print("spmv_simd agrees with the float64 reference on all test matrices")
 # Look again at the scalar kernel's loop: `acc += data[k] * x[indices[k]]`. Every addition
 # needs the previous one's result, so however fast the loads arrive, the core finishes at most
 # one non-zero per floating-point add latency (3 to 4 cycles on current CPUs): about 1 G
-# non-zeros, 8 GB/s, per core at 3 GHz, whatever the memory could deliver. The loads of `x`
-# wait in line behind that chain too. The fix is not more lanes but more **independent
+# non-zeros, 8 GB/s, per core at 3 GHz, whatever the memory could deliver; the loads can
+# run ahead of the chain only as far as the core's reorder window reaches. The fix is not more lanes but more **independent
 # chains**: `SPMV_ILP_SOURCE` (given) still gives each work-item one row, but walks it eight
 # entries at a time into eight separate accumulators `a0 .. a7`, added together once at the
 # end (and a scalar loop for the last `length mod 8` entries). An out-of-order core now has
@@ -940,10 +940,11 @@ print("spmv_simd agrees with the float64 reference on all test matrices")
 # order, which the hardware prefetcher streams. This is instruction-level parallelism (ILP),
 # the CPU's own kind of parallelism inside one work-item.
 #
-# Why not `spmv_simd`'s `float16`? Its one `float16` accumulator does sixteen products per
-# step, but a CPU has no 16-wide gather from an index vector in OpenCL C: the compiler builds
-# `GATHER16` from sixteen scalar loads and inserts, and every step of the loop still waits
-# for the previous `fma` of the single chain. `spmv_ilp` needs no vector types at all, so it
+# Why not `spmv_simd`'s `float16`? It does sixteen products per step, but OpenCL C has no
+# gather from an index vector: the compiler builds `GATHER16` from sixteen scalar loads and
+# sixteen inserts into a vector register, more instructions per non-zero than `spmv_ilp`'s
+# scalar loads feeding scalar multiply-adds, which the core overlaps on its own. (Measure
+# rather than guess: section 9 times both.) `spmv_ilp` needs no vector types at all, so it
 # compiles unchanged for any OpenCL device; on a GPU it behaves like the scalar kernel (one
 # row per work-item, uncoalesced) with more loads in flight, and `"vector"` remains the GPU
 # choice. The summation order differs from the scalar kernel's, which the rounding bound of
