@@ -7,7 +7,11 @@
    fraction of that roof, on matrices sized to move at least one roof buffer: CSR (module
    06), BSR with blocks one SIMD bundle wide (module 09; the width is the device's preferred
    work-group size multiple as queried) and 2:4 packed (module 09). Device times from
-   profiling events, median after warm-up.
+   profiling events, median after warm-up. The machine is shared, so the roof is measured
+   again around every kernel run (SparseKernels.against_roof: copy, kernel, copy, kernel, ...
+   for --rounds rounds) and a kernel's fraction of the roof is the median over rounds of its
+   GB/s over the mean of the two copies around it; the roof printed first is only the
+   reference for sizing.
 2. Block sparsity pays: on a block-structured 90%-sparse 4096 x 4096 matrix, BSR SpMM
    (batch 32) against CSR SpMM (spmm_rowvec) on the same matrix, measured alternately,
    median of the per-round ratios.
@@ -62,40 +66,50 @@ def random_2_4(n_rows, n_cols, seed=0):
     return NMPacked(values, codes, (n_rows, n_cols), 2, 4)
 
 
-def row(name, fmt, result, roof):
+def row(name, fmt, result):
     return {"kernel": name, "format": fmt, "bytes": result["bytes"], "ms": result["median"] * 1e3,
-            "GB/s": result["GB/s"], "of roof": result["GB/s"] / roof}
+            "GB/s": result["GB/s"], "roof GB/s": result["roof GB/s"], "of roof": result["of roof"],
+            "ratios": result["ratios"]}
 
 
-def roofline(kernels, fk, roof, n_cols=4096, density=0.10, batch=32):
-    """Rows of the roofline table, every matrix moving at least one roof buffer."""
+def _with(obj, attr, value, measure):
+    """A measurement run with obj.attr set to value (FormatKernels picks kernels by attribute)."""
+    def run():
+        setattr(obj, attr, value)
+        return measure()
+    return run
+
+
+def roofline(kernels, fk, roof, n_cols=4096, density=0.10, batch=32, rounds=5):
+    """Rows of the roofline table, every matrix moving at least one roof buffer; each kernel
+    run alternated with the roof's copy (SparseKernels.against_roof), fractions are medians of
+    the per-round ratios."""
     min_bytes = roof["buffer_bytes"]
     n_rows = rows_for_bytes(n_cols, density, min_bytes)
-    rows = []
     W = random_csr(n_rows, n_cols, density=density, seed=1)
     dW = kernels.upload(W)
-    for k in SPMV_KERNELS:
-        rows.append(row(f"spmv {k}", "ELL" if k == "ell" else "CSR",
-                        kernels.time_spmv(dW, k, warmup=2, repeat=7), roof["GB/s"]))
-    rows.append(row(f"spmm rowvec (batch {batch})", "CSR", kernels.time_spmm(dW, batch, "rowvec", 2, 7), roof["GB/s"]))
+    measures = {(f"spmv {k}", "ELL" if k == "ell" else "CSR"):
+                (lambda k=k: kernels.time_spmv(dW, k, warmup=1, repeat=5)) for k in SPMV_KERNELS}
+    measures[(f"spmm rowvec (batch {batch})", "CSR")] = lambda: kernels.time_spmm(dW, batch, "rowvec", 1, 5)
+    rows = [row(name, fmt, r) for (name, fmt), r in kernels.against_roof(measures, rounds=rounds).items()]
     del dW, W
     block = fk.default_block(4)
+    bsr = f"BSR {block[0]}x{block[1]}"
     # BSR bytes per stored value are ~4 (one index per block): as many rows for the same bytes
     B = random_bsr(rows_for_bytes(n_cols, density / 2, min_bytes, multiple=block[0]), n_cols, block, density, seed=2)
     dB = fk.upload(B)
-    for fk.bsr_simd in (False, True):
-        rows.append(row("bsr_spmv_simd" if fk.bsr_simd else "bsr_spmv", f"BSR {block[0]}x{block[1]}",
-                        fk.time_spmv(dB, 2, 7), roof["GB/s"]))
-    fk.bsr_simd = kernels.is_cpu
-    rows.append(row(f"bsr_spmm (batch {batch})", f"BSR {block[0]}x{block[1]}", fk.time_spmm(dB, batch, 2, 7),
-                    roof["GB/s"]))
-    del dB, B
     P = random_2_4(rows_for_bytes(n_cols, 0.5 * 17 / 32, min_bytes), n_cols, seed=3)  # 4 + 1/4 bytes per kept value
     dP = fk.upload(P)
-    for fk.nm_rows in (False, True):
-        rows.append(row("nm_spmv_row" if fk.nm_rows else "nm_spmv", "2:4", fk.time_spmv(dP, 2, 7), roof["GB/s"]))
-    fk.nm_rows = kernels.is_cpu
-    rows.append(row(f"nm_spmm (batch {batch})", "2:4", fk.time_spmm(dP, batch, 2, 7), roof["GB/s"]))
+    measures = {("bsr_spmv", bsr): _with(fk, "bsr_simd", False, lambda: fk.time_spmv(dB, 1, 5)),
+                ("bsr_spmv_simd", bsr): _with(fk, "bsr_simd", True, lambda: fk.time_spmv(dB, 1, 5)),
+                (f"bsr_spmm (batch {batch})", bsr): _with(fk, "bsr_simd", kernels.is_cpu,
+                                                          lambda: fk.time_spmm(dB, batch, 1, 5)),
+                ("nm_spmv", "2:4"): _with(fk, "nm_rows", False, lambda: fk.time_spmv(dP, 1, 5)),
+                ("nm_spmv_row", "2:4"): _with(fk, "nm_rows", True, lambda: fk.time_spmv(dP, 1, 5)),
+                (f"nm_spmm (batch {batch})", "2:4"): _with(fk, "nm_rows", kernels.is_cpu,
+                                                          lambda: fk.time_spmm(dP, batch, 1, 5))}
+    rows += [row(name, fmt, r) for (name, fmt), r in kernels.against_roof(measures, rounds=rounds).items()]
+    fk.bsr_simd = fk.nm_rows = kernels.is_cpu
     return f"{n_rows} x {n_cols}", rows
 
 
@@ -167,13 +181,15 @@ def main(argv=None) -> int:
           f"{roof['buffer_bytes'] / 2**20:.0f} MiB: {roof['GB/s']:.1f} GB/s; FMA peak {kernels.peak_gflops():.0f} GFLOP/s")
     failures = []
 
-    shape, table = roofline(kernels, fk, roof)
+    shape, table = roofline(kernels, fk, roof, rounds=args.rounds)
     print(f"\n== roofline: CSR {shape} at 90% sparsity; BSR and 2:4 sized to move at least "
-          f"{roof['buffer_bytes'] / 2**20:.0f} MiB too")
-    print(f"{'kernel':24s} {'format':10s} {'MB':>8s} {'ms':>9s} {'GB/s':>7s} {'of roof':>8s}")
+          f"{roof['buffer_bytes'] / 2**20:.0f} MiB too; each kernel between two roof copies, "
+          f"{args.rounds} rounds")
+    print(f"{'kernel':24s} {'format':10s} {'MB':>8s} {'ms':>9s} {'GB/s':>7s} {'roof GB/s':>9s} {'of roof':>8s}  "
+          f"per-round fractions")
     for r in table:
         print(f"{r['kernel']:24s} {r['format']:10s} {r['bytes'] / 1e6:8.1f} {r['ms']:9.3f} {r['GB/s']:7.1f} "
-              f"{r['of roof']:8.2f}")
+              f"{r['roof GB/s']:9.1f} {r['of roof']:8.2f}  " + " ".join(f"{v:.2f}" for v in r["ratios"]))
     best = max((r for r in table if r["format"] == "CSR" and r["kernel"].startswith("spmv")),
                key=lambda r: r["of roof"])
     ok = best["of roof"] >= 0.5

@@ -481,7 +481,7 @@ def bsr_test_cases(seed, blocks):
     return cases
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-bsr_spmv", "locked": true, "points": 14, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-bsr_spmv", "locked": true, "points": 12, "schema_version": 3, "solution": false}
 check_bsr_spmv_cases(BSR_SPMV_SOURCE, bsr_test_cases(seed=10, blocks=[(3, 8), (4, 16)]))
 ### BEGIN HIDDEN TESTS
 _rng = np.random.default_rng(11)
@@ -1226,10 +1226,27 @@ for _name, _r in large.items():
           f"{large['CSR (unstructured)']['ms'] / _r['ms']:11.2f}")
 
 # %% [markdown]
+# ## Summary
+#
+# * A format saves only what its structure lets it drop: CSR drops the zeros but adds an
+#   index per value; BSR adds one index per block and must store every zero inside a stored
+#   block; N:M stores $\lceil\log_2 M\rceil$ bits per kept value and no pointers at all.
+# * Blocks as wide as the device's SIMD bundle (queried, never hard-coded) turn the gather of
+#   `x` into contiguous loads, and in SpMM each loaded row of $X$ serves all rows of a block.
+# * N:M gives every row the same number of values, so every lane of every group runs the
+#   same loop; the 2-bit positions are decoded with a shift and a mask.
+# * Whether a structure is worth it is a three-way trade (bytes, time, accuracy) that this
+#   module measures instead of assuming: the tables above are this machine's answer.
+#
+# `tinytorch.formats` now offers `BSRMatrix`, `bsr_from_dense`, `bsr_from_csr`, `NMPacked`,
+# `pack_nm`, `FormatKernels` (BSR and N:M SpMV/SpMM on the OpenCL device) and
+# `device_block_width`.
+
+# %% [markdown]
 # ## 8. Questions on your results
 #
 # Answer from what **your** notebook printed; the tests compare with your own run. Questions
-# 1 and 2 are checked automatically, 3 by your instructor.
+# 1 and 2 are checked automatically, 3 and 4 by your instructor.
 #
 # **Q1 (number).** Right after pruning (before fine-tuning), by how many test examples does
 # the 2:4 model differ from the unstructured (CSR) one, on average over the seeds? Read the
@@ -1292,19 +1309,25 @@ print("Q2 fits your run")
 # not end-to-end 2x; warp-wide blocks).
 # ### END SOLUTION
 
-# %% [markdown]
-# ## Summary
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q4-bytes-time", "locked": false, "points": 2, "schema_version": 3, "solution": true}
+# **Q4 (written, 2 points).** From your 4096 x 4096 table, compute each format's achieved
+# bandwidth (MB / device ms gives GB/s). Is the fastest format simply the one that stores the
+# fewest bytes? Explain with module 06's memory roof what makes the difference here, and say
+# what you would expect for a layer ten times taller.
 #
-# * A format saves only what its structure lets it drop: CSR drops the zeros but adds an
-#   index per value; BSR adds one index per block and must store every zero inside a stored
-#   block; N:M stores $\lceil\log_2 M\rceil$ bits per kept value and no pointers at all.
-# * Blocks as wide as the device's SIMD bundle (queried, never hard-coded) turn the gather of
-#   `x` into contiguous loads, and in SpMM each loaded row of $X$ serves all rows of a block.
-# * N:M gives every row the same number of values, so every lane of every group runs the
-#   same loop; the 2-bit positions are decoded with a shift and a mask.
-# * Whether a structure is worth it is a three-way trade (bytes, time, accuracy) that this
-#   module measures instead of assuming: the tables above are this machine's answer.
+# ### BEGIN SOLUTION
+# *Reference answer (instructor only).* The product is memory-bound (module 06's roofline:
+# even SpMM with a batch of 32 sits near or left of the ridge), so bytes set a floor on the
+# time, but the achieved GB/s differ between formats: BSR and 2:4 read their values in
+# contiguous runs and reuse each loaded row of X for a whole block or a whole row of
+# positions, while CSR gathers X by one index per value. So the ordering follows bytes *and*
+# access pattern: BSR with tall blocks can beat 2:4 although both store about half of CSR's
+# bytes. At 4096 x 4096 the matrices (their size against the largest cache is printed)
+# partly fit in cache; a layer ten times taller streams from memory, where each format's time
+# approaches bytes / (its fraction of the memory roof x roof), so the format with the fewest
+# bytes and a kernel near the roof wins by roughly the ratio of bytes.
 #
-# `tinytorch.formats` now offers `BSRMatrix`, `bsr_from_dense`, `bsr_from_csr`, `NMPacked`,
-# `pack_nm`, `FormatKernels` (BSR and N:M SpMV/SpMM on the OpenCL device) and
-# `device_block_width`.
+# *Rubric (2 points):* 1 point for the computed GB/s and the observation that bytes alone do
+# not order the times (access pattern, reuse of X); 1 point for the memory-bound argument and
+# the cache regime of the taller layer.
+# ### END SOLUTION

@@ -104,6 +104,61 @@ def test_random_csr_property(kernels, n_rows, n_cols, density, batch, seed):
     assert_matches(kernels.spmm(A, X), A, X, "spmm auto")
 
 
+@pytest.mark.parametrize("kernel", ["ilp", "simd"])
+def test_unrolled_kernels_on_every_tail_length_and_ragged_row_counts(kernels, kernel):
+    # rows of 0..40 entries cover every remainder of the 8-wide (ilp) and 16-wide (simd)
+    # steps, empty rows included; row counts around the work-group size leave ragged groups
+    for n_rows in (1, 41, 63, 64, 65, 130):
+        lengths = np.arange(n_rows) % 41
+        A = random_csr(n_rows, 300, row_lengths=lengths, seed=n_rows)
+        x = np.random.default_rng(n_rows).standard_normal(300).astype(np.float32)
+        assert_matches(kernels.spmv(A, x, kernel=kernel), A, x, f"spmv {kernel}, {n_rows} rows of 0..40")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n_rows=st.integers(1, 200), n_cols=st.integers(1, 2000), max_len=st.integers(0, 100),
+       empty=st.floats(0.0, 1.0), seed=st.integers(0, 2**16))
+def test_ilp_kernel_on_random_shapes_with_empty_rows(kernels, n_rows, n_cols, max_len, empty, seed):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0, min(max_len, n_cols) + 1, n_rows)
+    lengths[rng.random(n_rows) < empty] = 0
+    A = random_csr(n_rows, n_cols, row_lengths=lengths, seed=seed)
+    x = rng.standard_normal(n_cols).astype(np.float32)
+    assert_matches(kernels.spmv(A, x, kernel="ilp"), A, x, f"spmv ilp on {n_rows}x{n_cols}")
+
+
+def test_ilp_kernel_keeps_the_bounds_guard(kernels):
+    # y gets 64 guard floats after n_rows: the kernel must write exactly the first n_rows
+    import pyopencl as cl
+    A = random_csr(37, 50, density=0.3, seed=11)
+    dA = kernels.upload(A)
+    x = np.ones(50, np.float32)
+    y = np.full(37 + 64, -7777.0, np.float32)
+    x_buf = tk.to_device(kernels.context, x)
+    y_buf = cl.Buffer(kernels.context, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR, hostbuf=y)
+    kernels.launch_spmv(dA, x_buf, y_buf, "ilp").wait()
+    cl.enqueue_copy(kernels.queue, y, y_buf)
+    assert (y[37:] == -7777.0).all(), "spmv ilp wrote past the last row"
+    assert_matches(y[:37], A, x, "spmv ilp")
+
+
+def test_against_roof_alternates_and_takes_median_ratios(kernels):
+    calls = []
+
+    def fake(gbs):
+        def measure():
+            calls.append(gbs)
+            return {"GB/s": gbs, "median": 1e-3, "bytes": 1}
+        return measure
+    out = kernels.against_roof({"a": fake(1.0), "b": fake(2.0)}, rounds=3, repeat=1)
+    assert calls == [1.0, 2.0] * 3
+    assert set(out) == {"a", "b"} and len(out["a"]["ratios"]) == 3
+    for name in out:
+        assert out[name]["of roof"] == pytest.approx(float(np.median(out[name]["ratios"])))
+        assert out[name]["roof GB/s"] > 0
+        assert all(r > 0 for r in out[name]["ratios"])
+
+
 def test_upload_once_and_reuse(kernels):
     A = random_csr(200, 150, density=0.2, seed=9)
     dA = kernels.upload(A)
@@ -119,7 +174,7 @@ def test_auto_choice_depends_on_device(kernels):
     choice = kernels.choose_spmv(dA)
     assert choice in SPMV_KERNELS
     if kernels.is_cpu:
-        assert choice == "simd"
+        assert choice == "ilp"
 
 
 def test_scipy_like_input_is_accepted(kernels):
