@@ -69,8 +69,8 @@ def client(address: str):
 def submit_job(address: str, notebook, files: dict[str, Path], sandbox: Sandbox, cell_timeout,
                attempts: int = 3, ahead: int = 0) -> tuple[JobResult, int]:
     """Run one job on the cluster: (result, retries). A worker lost mid-job has its tasks
-    rescheduled by Dask itself; a job that still fails (the worker killed again, a broken
-    connection) is submitted again, up to `attempts` times."""
+    re-run elsewhere by Dask itself (counted as retries); a job that still fails (workers
+    killed again and again, a broken connection) is submitted again, up to `attempts` times."""
     dask = client(address)
     key = (address, "|".join(f"{n}={p}" for n, p in sorted(files.items())))
     with _LOCK:
@@ -81,10 +81,23 @@ def submit_job(address: str, notebook, files: dict[str, Path], sandbox: Sandbox,
     for attempt in range(attempts):
         future = dask.submit(remote_job, dict(notebook), archive, limits, cell_timeout, ahead, pure=False)
         try:
-            return JobResult(**future.result()), attempt
+            result = JobResult(**future.result())
         except Exception as exc:  # KilledWorker, CommClosedError, a worker without bwrap, ...
             error = exc
+            continue
+        return result, attempt + _times_lost(dask, future.key)
     raise CourseError(f"a grading job failed on the cluster {attempts} times: {type(error).__name__}: {error}")
+
+
+def _times_lost(dask, key) -> int:
+    """How often the scheduler re-ran this task because its worker died mid-job."""
+    def count(dask_scheduler, key=key):
+        task = dask_scheduler.tasks.get(key)
+        return task.suspicious if task is not None else 0
+    try:
+        return int(dask.run_on_scheduler(count))
+    except Exception:  # the count is for the summary only
+        return 0
 
 
 def close() -> None:

@@ -137,6 +137,47 @@ def test_dask_cluster_grades_equal_serial(serial, dask_cluster):
     assert len(ran_on) == 2
 
 
+def test_worker_lost_mid_job_is_rerun_elsewhere(serial, dask_cluster, tmp_path):
+    """SIGKILL a worker while it runs a job: the job runs again on another worker, every grade
+    equals serial grading, and the summary counts the retry."""
+    import signal
+    import threading
+
+    from distributed import Client
+
+    course, want = serial
+    students = _batch(course, "lost")
+    doomed = subprocess.Popen([str(Path(sys.executable).parent / "dask"), "worker", dask_cluster, "--no-nanny",
+                               "--nthreads", "1", "--name", "doomed", "--no-dashboard",
+                               "--local-directory", str(tmp_path)], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = []
+    with Client(dask_cluster, timeout="60s") as client:
+        client.wait_for_workers(3, timeout=120)
+        address = next(a for a, w in client.scheduler_info()["workers"].items() if w["name"] == "doomed")
+
+        def kill_when_busy():
+            deadline = time.time() + 300
+            while time.time() < deadline and doomed.poll() is None:
+                if client.processing([address]).get(address):
+                    time.sleep(1)  # mid-job: its kernel is executing cells
+                    doomed.send_signal(signal.SIGKILL)
+                    killed.append(address)
+                    return
+                time.sleep(0.1)
+
+        killer = threading.Thread(target=kill_when_busy)
+        killer.start()
+        outcomes = autograde(course, MODULE, students, cell_timeout=30, force=True, jobs=3,
+                             scheduler=dask_cluster, progress=False)
+        killer.join()
+    doomed.wait(timeout=30)
+    assert killed, "the doomed worker never got a job"
+    assert sum(o.retries for o in outcomes) >= 1, [(o.student, o.retries) for o in outcomes]
+    assert all(o.status != "failed" for o in outcomes), outcomes
+    assert _cell_grades(db_url(course), students) == want
+
+
 def test_killed_grader_keeps_finished_grades_and_resumes(serial):
     """SIGKILL the coordinator mid-batch: finished grades stay, no sandbox outlives it, and the
     next run grades only what is missing."""
