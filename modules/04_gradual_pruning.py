@@ -392,8 +392,8 @@ assert calls == [(["2.weight"], 0.3)], f"callable scope should be called once wi
 # GradualPruner: bad input gets a clear error (its own small cell, apart from the algorithm's points)
 _pruner = GradualPruner(final_sparsity=0.8, begin_step=10, end_step=45, frequency=10)
 assert _pruner.should_prune(20) and not _pruner.should_prune(21), "begin 10, frequency 10: prune at step 20, not at 21"
-_net = Sequential(Linear(10, 8, seed=3), ReLU(), Linear(8, 4, seed=4))
 ### BEGIN HIDDEN TESTS
+_net = Sequential(Linear(10, 8, seed=3), ReLU(), Linear(8, 4, seed=4))
 for _kwargs, _error in [({"frequency": 0}, ValueError), ({"frequency": 2.0}, TypeError),
                         ({"final_sparsity": 1.2}, ValueError), ({"scope": "layer"}, ValueError),
                         ({"begin_step": 5, "end_step": 2}, ValueError), ({"initial_sparsity": -0.5}, ValueError)]:

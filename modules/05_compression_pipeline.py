@@ -415,9 +415,9 @@ _toy = {"conv.weight": _rng.normal(0, 0.1, (4, 2, 3, 3)).astype(np.float32),
 _out = ModelCompressor().compress_model(_toy, {"fc.weight": 0.9})
 assert int(np.sum(_out["fc.weight"]["mask"] == 0)) == 324, \
     f"fc.weight at 90%: expected 324 pruned, got {int(np.sum(_out['fc.weight']['mask'] == 0))}"
+### BEGIN HIDDEN TESTS
 _w = {"a": np.array([[3.0, 4.0]], dtype=np.float32), "b": np.array([[1.0, -1.0, 2.0, 0.0]], dtype=np.float32)}
 _c = {"a": {"weights": np.array([[0.0, 4.0]], dtype=np.float32)}, "b": {"weights": _w["b"].copy()}}
-### BEGIN HIDDEN TESTS
 for _bad, _error in [({}, ValueError), ([np.ones((2, 2))], TypeError), ({"w": np.ones((2, 2), dtype=np.int64)}, TypeError),
                      ({"w": np.array([[1.0, np.inf]])}, ValueError), ({"w": np.zeros((0, 3))}, ValueError),
                      ({1: np.ones((2, 2))}, TypeError)]:
