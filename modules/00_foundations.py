@@ -799,7 +799,7 @@ expect_error(ValueError, Linear, 0, 3, match="in_features")
 expect_error(TypeError, Linear, 3, 2.5, match="out_features")
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade": true, "grade_id": "test-linear-backward", "locked": true, "points": 8, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-linear-backward", "locked": true, "points": 7, "schema_version": 3, "solution": false}
 # Linear.backward: compare with finite differences; gradients accumulate in place
 rng = np.random.default_rng(0)
 layer = Linear(5, 4, seed=0)
@@ -838,11 +838,20 @@ print("Linear.backward matches finite differences")
 ### BEGIN HIDDEN TESTS
 lin = Linear(3, 2, seed=4)
 lin.forward(np.ones((4, 3), np.float32))
-expect_error(ValueError, lin.backward, np.ones((4, 3), np.float32), match="grad_out")  # wrong shape
 g = lin.backward(np.ones((4, 2), np.float32))
 assert g.dtype == np.float32, f"float32 gradients in, float32 gradient out; got {g.dtype}"
 assert np.allclose(lin.grad_bias, [4.0, 4.0]), f"dL/db should sum over the batch: expected [4, 4], got {lin.grad_bias}"
 assert np.allclose(g, np.ones((4, 2)) @ lin.weight), "dL/dx should be grad_out @ weight"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-linear-backward-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# Linear.backward: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_lin = Linear(3, 2, seed=4)
+_lin.forward(np.ones((4, 3), np.float32))
+_g = _lin.backward(np.ones((4, 2), np.float32))
+assert np.allclose(_lin.grad_bias, [4.0, 4.0]), f"dL/db should sum over the batch: expected [4, 4], got {_lin.grad_bias}"
+### BEGIN HIDDEN TESTS
+expect_error(ValueError, _lin.backward, np.ones((4, 3), np.float32), match="grad_out")  # wrong shape
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1246,9 +1255,6 @@ with np.errstate(under="ignore"):
     q = softmax(np.array([[-1000.0, 0.0], [5.0, -5.0]]))
 assert np.all(np.isfinite(q)) and np.allclose(q.sum(axis=1), 1), f"very negative logits must not give NaN: {q}"
 assert np.allclose(q[0], [0.0, 1.0]), f"softmax([-1000, 0]) should be [0, 1], got {q[0]}"
-expect_error(ValueError, softmax, np.ones(3, np.float32), match="logits")
-expect_error(TypeError, softmax, np.ones((2, 2), np.int32), match="logits")
-expect_error(ValueError, softmax, np.array([[np.inf, 0.0]]), match="logits")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-cross-entropy", "locked": true, "points": 7, "schema_version": 3, "solution": false}
@@ -1293,7 +1299,7 @@ assert np.allclose(g.backward().sum(axis=1), 0.0), "each row of the gradient sho
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-cross-entropy-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-# CrossEntropyLoss: bad input gets a clear error
+# softmax / CrossEntropyLoss: bad input gets a clear error
 loss_fn = CrossEntropyLoss()
 assert abs(loss_fn(np.zeros((2, 3)), np.array([0, 2])) - np.log(3)) < 1e-9, "uniform logits over 3 classes give log(3)"
 ### BEGIN HIDDEN TESTS
@@ -1303,6 +1309,9 @@ expect_error(TypeError, loss_fn, np.zeros((2, 3)), np.array([0.0, 1.0]), match="
 expect_error(ValueError, loss_fn, np.zeros((2, 3)), np.array([0, 1, 2]), match="labels")
 expect_error(ValueError, loss_fn, np.array([[np.nan, 0.0, 0.0]]), np.array([0]), match="logits")
 expect_error(ValueError, loss_fn, np.zeros(3), np.array([0]), match="logits")
+expect_error(ValueError, softmax, np.ones(3, np.float32), match="logits")
+expect_error(TypeError, softmax, np.ones((2, 2), np.int32), match="logits")
+expect_error(ValueError, softmax, np.array([[np.inf, 0.0]]), match="logits")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1436,7 +1445,7 @@ class SGD(_Optimizer):
         ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-sgd", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-sgd", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 w = np.array([1.0, -2.0, 3.0], dtype=np.float32)
 gw = np.array([0.5, 0.5, -1.0], dtype=np.float32)
 params, grads = {"w": w}, {"w": gw}
@@ -1473,9 +1482,18 @@ pa, pb = np.zeros(2, np.float32), np.zeros(3, np.float32)
 multi = SGD({"a": pa, "b": pb}, {"a": np.ones(2, np.float32), "b": -np.ones(3, np.float32)}, lr=1.0, momentum=0.9)
 multi.step()
 assert np.allclose(pa, -1) and np.allclose(pb, 1), f"every parameter must be updated, got {pa} and {pb}"
-expect_error(ValueError, SGD, {"w": w}, {"w": gw}, lr=-1.0, match="lr")
-expect_error(ValueError, SGD, {"w": w}, {"w": gw}, lr=0.1, momentum=1.5, match="momentum")
-expect_error(ValueError, SGD, {"w": w}, {"v": gw}, lr=0.1, match="keys")
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-sgd-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# SGD: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_w = np.array([1.0, -2.0], dtype=np.float32)
+_gw = np.array([0.5, 0.5], dtype=np.float32)
+SGD({"w": _w}, {"w": _gw}, lr=0.1, momentum=0.0).step()
+assert np.allclose(_w, [0.95, -2.05]), f"one plain step of 0.1 * [0.5, 0.5]: expected [0.95, -2.05], got {_w}"
+### BEGIN HIDDEN TESTS
+expect_error(ValueError, SGD, {"w": _w}, {"w": _gw}, lr=-1.0, match="lr")
+expect_error(ValueError, SGD, {"w": _w}, {"w": _gw}, lr=0.1, momentum=1.5, match="momentum")
+expect_error(ValueError, SGD, {"w": _w}, {"v": _gw}, lr=0.1, match="keys")
 ### END HIDDEN TESTS
 
 # %% [markdown]

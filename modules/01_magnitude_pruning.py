@@ -129,7 +129,7 @@ def analyze_weight_redundancy(weights, title="Weight analysis", verbose=True):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-analyze_weight_redundancy", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-analyze_weight_redundancy", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 _w = np.array([[0.0, 0.01, -1.0, 2.0], [-3.0, 0.5, 4.0, -0.02]], dtype=np.float32)
 _r = analyze_weight_redundancy(_w, title="toy", verbose=False)
 assert isinstance(_r, dict), f"expected a dict, got {type(_r).__name__}"
@@ -154,6 +154,14 @@ assert _r["natural_sparsity"] == 100.0, f"all-zero weights: expected 100% natura
 assert _r["total_params"] == 36, f"4-D weights: expected 36 params, got {_r['total_params']}"
 _r = analyze_weight_redundancy(np.array([1, -1, 2, -2]), verbose=False)
 assert abs(_r["mean_abs"] - 1.5) < 1e-12, f"integer weights: expected mean_abs 1.5, got {_r['mean_abs']}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-analyze_weight_redundancy-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# analyze_weight_redundancy: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_r = analyze_weight_redundancy(np.array([1.0, -3.0], dtype=np.float32), verbose=False)
+assert _r["total_params"] == 2 and abs(_r["mean_abs"] - 2.0) < 1e-12, \
+    f"weights [1, -3]: expected total_params 2 and mean_abs 2.0, got {_r}"
+### BEGIN HIDDEN TESTS
 for _bad, _exc in ((np.array([1.0, np.nan]), ValueError), (np.array([]), ValueError),
                    (np.array([np.inf, 1.0]), ValueError), (np.array(["a", "b"]), TypeError), (3.0, ValueError)):
     expect_error(_exc, analyze_weight_redundancy, _bad, verbose=False)
@@ -208,7 +216,7 @@ def magnitude_mask(weights, sparsity):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-magnitude_mask", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-magnitude_mask", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 assert prune_count(10, 0.7) == 7, f"prune_count(10, 0.7): expected 7, got {prune_count(10, 0.7)}"
 assert prune_count(5, 0.5) == 2, f"prune_count(5, 0.5): round half to even gives 2, got {prune_count(5, 0.5)}"
 assert prune_count(7, 0.5) == 4, f"prune_count(7, 0.5): round(3.5) == 4, got {prune_count(7, 0.5)}"
@@ -237,6 +245,14 @@ _m = magnitude_mask(_t, 4 / 6)
 assert np.array_equal(_m, np.array([1, 0, 0, 0, 0, 1], dtype=np.float32)), \
     f"tie between the two 2.0 at flat indices 2 and 5: index 2 goes first; got {_m.tolist()}"
 assert magnitude_mask(np.arange(24).reshape(2, 3, 4), 0.25).shape == (2, 3, 4), "4-D/3-D weights keep their shape"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-magnitude_mask-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# prune_count / magnitude_mask: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_w = np.array([[0.5, -0.1, 0.3], [-0.9, 0.05, 0.7]], dtype=np.float32)
+assert prune_count(4, 0.5) == 2, f"prune_count(4, 0.5): expected 2, got {prune_count(4, 0.5)}"
+assert magnitude_mask(_w, 0.5).tolist() == [[1, 0, 0], [1, 0, 1]], "50% of the example: expected [[1, 0, 0], [1, 0, 1]]"
+### BEGIN HIDDEN TESTS
 for _args, _exc in (((_w, 1.5), ValueError), ((_w, -0.1), ValueError), ((_w, float("nan")), ValueError),
                     ((_w, "0.5"), TypeError), ((_w, True), TypeError), ((np.array([]), 0.5), ValueError),
                     ((np.array([1.0, np.nan]), 0.5), ValueError), ((np.array([1 + 2j]), 0.5), TypeError)):
@@ -370,10 +386,6 @@ assert abs(_t - 0.3) < 1e-7, f"40% of 5 weights prunes 2 (0.1, 0.2); smallest su
 _t0 = _p.calculate_threshold(_w, 0.0)
 assert abs(_t0 - 0.1) < 1e-7, f"sparsity 0: threshold is the smallest magnitude 0.1, got {_t0}"
 assert _p.calculate_threshold(_w, 1.0) == math.inf, f"sparsity 1: expected math.inf, got {_p.calculate_threshold(_w, 1.0)}"
-### BEGIN HIDDEN TESTS
-for _args, _exc in (((_w, 1.01), ValueError), ((np.array([[np.inf]]), 0.5), ValueError), ((_w, None), TypeError)):
-    expect_error(_exc, _p.calculate_threshold, *_args)
-### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-create_mask", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 _p = MagnitudePruner()
@@ -382,12 +394,8 @@ _m = _p.create_mask(_w, 0.3)
 assert _m.dtype == np.float32, f"mask dtype: expected float32, got {_m.dtype}"
 assert np.array_equal(_m, np.array([[1, 0], [1, 1]], dtype=np.float32)), f"|w| >= 0.3 keeps 0.4, 0.3, -0.3; got {_m.tolist()}"
 assert np.all(_p.create_mask(_w, math.inf) == 0), "an infinite threshold prunes everything"
-### BEGIN HIDDEN TESTS
-for _args, _exc in (((_w, -1.0), ValueError), ((_w, float("nan")), ValueError), ((_w, "0.3"), TypeError), ((np.array([]), 0.1), ValueError)):
-    expect_error(_exc, _p.create_mask, *_args)
-### END HIDDEN TESTS
 
-# %% nbgrader={"grade": true, "grade_id": "test-prune", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-prune", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 _p = MagnitudePruner()
 _rng = np.random.default_rng(0)
 _w = _rng.normal(size=(20, 10)).astype(np.float32)
@@ -417,8 +425,6 @@ assert _pw.dtype == np.float32 and _pw.tolist() == [0.0, 0.0, 3.0, -4.0], f"inte
 _pw, _m, _s = _p.prune(np.ones(3), 1.0)
 assert _s["compression_ratio"] == math.inf and _s["remaining_params"] == 0, f"all pruned: expected ratio inf, got {_s['compression_ratio']}"
 assert _p.prune(np.ones(3, dtype=np.float64), 0.0)[0].dtype == np.float64, "float64 weights keep their dtype"
-for _args, _exc in (((np.ones(3), 2.0), ValueError), ((np.array([np.nan]), 0.1), ValueError), ((np.ones(3), 0.5, 7), TypeError)):
-    expect_error(_exc, _p.prune, *_args)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-measure_accuracy_impact", "locked": true, "points": 3, "schema_version": 3, "solution": false}
@@ -433,6 +439,23 @@ for _key, _want in (("mean_absolute_error", 0.25), ("max_absolute_error", 1.0),
 ### BEGIN HIDDEN TESTS
 _r = _p.measure_accuracy_impact(np.zeros(3), np.zeros(3))
 assert _r["mean_relative_error"] == 0.0 and _r["weight_norm_preservation"] == 1.0, f"all-zero arrays: got {_r}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-MagnitudePruner-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# MagnitudePruner: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_p = MagnitudePruner()
+_w = np.array([0.4, -0.1, 0.3, -0.2, 0.5], dtype=np.float32)
+_pw, _m, _s = _p.prune(_w, 0.4)
+assert _m.tolist() == [1, 0, 1, 0, 1] and _s["pruned_params"] == 2, \
+    f"40% of {_w.tolist()}: expected mask [1, 0, 1, 0, 1] with 2 pruned, got {_m.tolist()}"
+### BEGIN HIDDEN TESTS
+for _args, _exc in (((_w, 1.01), ValueError), ((np.array([[np.inf]]), 0.5), ValueError), ((_w, None), TypeError)):
+    expect_error(_exc, _p.calculate_threshold, *_args)
+_w2 = np.array([[0.4, -0.1], [0.3, -0.3]], dtype=np.float32)
+for _args, _exc in (((_w2, -1.0), ValueError), ((_w2, float("nan")), ValueError), ((_w2, "0.3"), TypeError), ((np.array([]), 0.1), ValueError)):
+    expect_error(_exc, _p.create_mask, *_args)
+for _args, _exc in (((np.ones(3), 2.0), ValueError), ((np.array([np.nan]), 0.1), ValueError), ((np.ones(3), 0.5, 7), TypeError)):
+    expect_error(_exc, _p.prune, *_args)
 expect_error(ValueError, _p.measure_accuracy_impact, np.ones(3), np.ones(4))
 expect_error(ValueError, _p.measure_accuracy_impact, np.ones(3), np.array([1.0, np.nan, 1.0]))
 ### END HIDDEN TESTS
@@ -522,7 +545,7 @@ def global_magnitude_masks(state_dict, sparsity, names=None):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-global_magnitude_masks", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-global_magnitude_masks", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 _sd = {"a.weight": np.array([[0.1, 0.9], [0.2, 0.8]], dtype=np.float32),
        "a.bias": np.array([0.0, 0.0], dtype=np.float32),
        "b.weight": np.array([[0.5, 0.05, 0.7]], dtype=np.float32)}
@@ -546,6 +569,14 @@ _ms = global_magnitude_masks({"p": np.ones((2, 2)), "q": np.ones((1, 2)), "r": n
 assert list(_ms) == ["q", "p", "r"], f"masks follow the order of names; got {list(_ms)}"
 assert _ms["q"].tolist() == [[0, 0]] and _ms["p"].tolist() == [[0, 0], [1, 1]] and _ms["r"].tolist() == [1, 1, 1], \
     f"ties across arrays: the earlier name's entries go first; got {[m.tolist() for m in _ms.values()]}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-global_magnitude_masks-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# global_magnitude_masks: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_ms = global_magnitude_masks({"w": np.array([[0.1, 0.9], [0.2, 0.8]], dtype=np.float32)}, 0.5)
+assert list(_ms) == ["w"] and _ms["w"].tolist() == [[0, 1], [0, 1]], \
+    f"50% of one layer [[0.1, 0.9], [0.2, 0.8]]: expected the mask [[0, 1], [0, 1]] under 'w', got {list(_ms)}"
+### BEGIN HIDDEN TESTS
 for _args, _exc in ((([1.0], 0.5), TypeError), (({}, 0.5), ValueError), (({"w": np.ones(3)}, 0.5), ValueError),
                     (({"w": np.ones((2, 2))}, 1.2), ValueError), (({"w": np.ones((2, 2))}, 0.5, ["v"]), ValueError),
                     (({"w": np.full((2, 2), np.nan)}, 0.5), ValueError), (({"w": np.ones((2, 2))}, 0.5, "w"), TypeError)):
@@ -584,7 +615,7 @@ def random_mask(weights, sparsity, seed=0):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-random_mask", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-random_mask", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 _w = np.ones((50, 20), dtype=np.float32)
 _m = random_mask(_w, 0.3, seed=1)
 assert _m.dtype == np.float32 and _m.shape == (50, 20), f"expected a float32 (50, 20) mask, got {_m.dtype} {_m.shape}"
@@ -602,6 +633,13 @@ assert int((_m == 0).sum()) == 5, f"a Generator seed works too; expected 5 zeros
 # the pruned positions are spread out, not the first k
 _hits = sum(random_mask(np.ones(20), 0.5, seed=s)[0] == 0 for s in range(200))
 assert 60 < _hits < 140, f"entry 0 should be pruned about half the time over 200 seeds, got {_hits}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-random_mask-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# random_mask: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_m = random_mask(np.ones(10, dtype=np.float32), 0.3, seed=0)
+assert _m.shape == (10,) and int((_m == 0).sum()) == 3, f"30% of 10 weights: expected exactly 3 zeros, got {_m.tolist()}"
+### BEGIN HIDDEN TESTS
 for _args, _exc in (((np.ones(4), 0.5, -1), ValueError), ((np.ones(4), 0.5, 1.5), TypeError),
                     ((np.ones(4), 1.5), ValueError), ((np.array([]), 0.5), ValueError)):
     expect_error(_exc, random_mask, *_args)
@@ -656,7 +694,7 @@ def iterative_magnitude_masks(weights, amount, rounds):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-prune_remaining", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-prune_remaining", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 _w = np.array([0.1, 0.9, 0.2, 0.8, 0.3, 0.7, 0.4, 0.6], dtype=np.float32)
 _m1 = prune_remaining(_w, np.ones(8), 0.5)
 assert _m1.dtype == np.float32 and _m1.tolist() == [0, 1, 0, 1, 0, 1, 0, 1], f"round 1 prunes 0.1-0.4; got {_m1.tolist()}"
@@ -672,6 +710,14 @@ assert [int((_x == 0).sum()) for _x in _ms] == [4, 6, 7], f"zeros after each rou
 _m = prune_remaining(np.ones(6), np.array([1, 0, 1, 1, 0, 1]), 0.5)
 assert _m.tolist() == [0, 0, 0, 1, 0, 1], f"ties among alive entries: lowest flat index first; got {_m.tolist()}"
 assert np.array_equal(prune_remaining(_w, np.zeros(8), 0.9), np.zeros(8)), "nothing alive: mask unchanged"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-prune_remaining-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# prune_remaining / iterative_magnitude_masks: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_w = np.array([0.1, 0.9, 0.2, 0.8, 0.3, 0.7, 0.4, 0.6], dtype=np.float32)
+_m = prune_remaining(_w, np.ones(8), 0.5)
+assert _m.tolist() == [0, 1, 0, 1, 0, 1, 0, 1], f"half of {_w.tolist()}: expected [0, 1, 0, 1, 0, 1, 0, 1], got {_m.tolist()}"
+### BEGIN HIDDEN TESTS
 for _args, _exc in (((_w, np.ones(7), 0.5), ValueError), ((_w, np.full(8, 0.5), 0.5), ValueError), ((_w, np.ones(8), -0.5), ValueError)):
     expect_error(_exc, prune_remaining, *_args)
 for _args, _exc in (((_w, 0.5, 0), ValueError), ((_w, 0.5, 2.0), TypeError)):
@@ -727,7 +773,7 @@ def apply_masks(model, masks):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-apply_masks", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-apply_masks", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 _model = make_mlp(seed=0)
 _params = _model.parameters()
 _before = {_n: _v.copy() for _n, _v in _params.items()}
@@ -740,6 +786,14 @@ assert np.array_equal(_model.parameters()["2.weight"], _before["2.weight"]), "pa
 _rep = sparsity_report(_model)
 assert abs(_rep["per_layer"]["0.weight"] - round(0.8 * 8192) / 8192) < 1e-9, \
     f"0.weight sparsity: expected {round(0.8 * 8192) / 8192}, got {_rep['per_layer']['0.weight']}"
+
+# %% nbgrader={"grade": true, "grade_id": "test-apply_masks-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# apply_masks: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_model = make_mlp(seed=0)
+_params = _model.parameters()
+_want = _params["0.weight"] * magnitude_mask(_params["0.weight"], 0.5)
+apply_masks(_model, {"0.weight": magnitude_mask(_params["0.weight"], 0.5)})
+assert np.array_equal(_model.parameters()["0.weight"], _want), "apply_masks must zero the masked entries of 0.weight"
 ### BEGIN HIDDEN TESTS
 for _bad, _exc in (({"nope.weight": np.ones((2, 2))}, ValueError), ({"0.weight": np.ones((3, 3))}, ValueError),
                    ({"0.weight": np.full(_params["0.weight"].shape, 0.5)}, ValueError), ([("0.weight", 1)], TypeError)):
@@ -784,7 +838,7 @@ def finetune_masked(model, masks, X, y, epochs=5, lr=1e-3, batch_size=64, seed=0
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-finetune_masked", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-finetune_masked", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 _model = make_mlp(seed=1)
 _masks = {_n: magnitude_mask(_v, 0.9) for _n, _v in _model.parameters().items() if _v.ndim == 2}
 _calls = []
@@ -797,6 +851,14 @@ for _n, _m in _masks.items():
 assert len(_calls) == 40, f"the caller's after_step must run after every step (5 epochs x 8 batches = 40), got {len(_calls)}"
 _acc = evaluate(_model, X_train[:512], y_train[:512])
 assert _acc > 0.4, f"fine-tuning a 90%-sparse MLP for 5 epochs should learn something; train accuracy {_acc:.3f}"
+
+# %% nbgrader={"grade": true, "grade_id": "test-finetune_masked-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# finetune_masked: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_model = make_mlp(seed=1)
+_masks = {"0.weight": magnitude_mask(_model.parameters()["0.weight"], 0.5)}
+_hist = finetune_masked(_model, _masks, X_train[:64], y_train[:64], epochs=1)
+assert isinstance(_hist, dict) and "loss" in _hist, f"expected train()'s history dict, got {type(_hist).__name__}"
+assert np.all(_model.parameters()["0.weight"][_masks["0.weight"] == 0] == 0), "pruned weights must stay exactly zero"
 ### BEGIN HIDDEN TESTS
 expect_error(ValueError, finetune_masked, make_mlp(seed=1), {"x": np.ones(2)}, X_train[:64], y_train[:64], epochs=1)  # unknown name
 expect_error(TypeError, finetune_masked, make_mlp(seed=1), {}, X_train[:64], y_train[:64], epochs=1, after_step=3)  # not callable

@@ -152,7 +152,7 @@ def prune_conv_filters(conv_weights, sparsity=0.5):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-prune_conv_filters", "locked": true, "points": 7, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-prune_conv_filters", "locked": true, "points": 6, "schema_version": 3, "solution": false}
 _rng = np.random.default_rng(0)
 _w = _rng.normal(size=(6, 3, 3, 3)).astype(np.float32)
 _w *= np.array([0.5, 3.0, 1.0, 0.1, 2.0, 0.7], dtype=np.float32)[:, None, None, None]
@@ -181,6 +181,14 @@ assert list(_kept) == list(range(6)) and _s["pruned_filters"] == 0, f"sparsity 0
 _pw, _kept, _s = prune_conv_filters(np.ones((100, 1, 1, 1), dtype=np.float32), 0.9)
 assert len(_kept) == 10, f"100 filters at 0.9 keep 10 (mind 1 - 0.9 in floating point); got {len(_kept)}"
 assert list(_kept) == list(range(90, 100)), f"ties: the lower indices are pruned first, kept {list(_kept)[:3]}..."
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-prune_conv_filters-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# prune_conv_filters: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_w = np.ones((4, 2, 3, 3), dtype=np.float32) * np.array([1.0, 4.0, 2.0, 3.0], dtype=np.float32)[:, None, None, None]
+_pw, _kept, _s = prune_conv_filters(_w, 0.5)
+assert list(_kept) == [1, 3], f"50% of 4 filters with norms in the order 1, 4, 2, 3: expected to keep [1, 3], got {list(_kept)}"
+### BEGIN HIDDEN TESTS
 for _args, _exc in (((_w[0], 0.5), ValueError), ((_w, 1.5), ValueError), ((_w, "half"), TypeError),
                     ((np.full((2, 1, 1, 1), np.nan), 0.5), ValueError), ((np.zeros((0, 1, 3, 3)), 0.5), ValueError)):
     expect_error(_exc, prune_conv_filters, *_args)
@@ -212,7 +220,7 @@ def compare_structured_vs_unstructured(conv_weights, sparsity=0.5):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-compare_structured_vs_unstructured", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-compare_structured_vs_unstructured", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 _rng = np.random.default_rng(3)
 _w = _rng.normal(size=(8, 4, 3, 3)).astype(np.float32)
 _r = compare_structured_vs_unstructured(_w, 0.5)
@@ -224,6 +232,12 @@ assert _su["pruned_params"] == 144, f"unstructured stats: expected pruned_params
 assert _ps.shape == (4, 4, 3, 3), f"structured result is the smaller tensor (4, 4, 3, 3), got {_ps.shape}"
 assert _ss["remaining_filters"] == 4, f"structured stats: expected remaining_filters 4, got {_ss.get('remaining_filters')}"
 assert np.linalg.norm(_pu) >= np.linalg.norm(_ps), "magnitude pruning keeps at least as much weight norm as filter pruning"
+
+# %% nbgrader={"grade": true, "grade_id": "test-compare_structured_vs_unstructured-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# compare_structured_vs_unstructured: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_w = np.random.default_rng(3).normal(size=(8, 4, 3, 3)).astype(np.float32)
+_r = compare_structured_vs_unstructured(_w, 0.5)
+assert _r["structured"][0].shape == (4, 4, 3, 3), f"structured result at 50%: expected shape (4, 4, 3, 3), got {_r['structured'][0].shape}"
 ### BEGIN HIDDEN TESTS
 expect_error(ValueError, compare_structured_vs_unstructured, _w.reshape(8, -1), 0.5)
 ### END HIDDEN TESTS
@@ -360,7 +374,7 @@ def shrink_linear_pair(layer, next_layer, keep):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-shrink_linear_pair", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-shrink_linear_pair", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 _l1, _l2 = Linear(6, 5, seed=1), Linear(5, 3, seed=2)
 _l1.bias[...] = np.arange(5, dtype=np.float32) / 10
 _l2.bias[...] = [0.5, -0.5, 1.0]
@@ -383,6 +397,15 @@ assert np.allclose(_got, _want, atol=1e-5), f"shrunk and masked networks must ag
 ### BEGIN HIDDEN TESTS
 _n1, _n2 = shrink_linear_pair(_l1, _l2, np.array([4, 1]))
 assert np.array_equal(_n1.weight, _w1[[1, 4]]), "unsorted keep is sorted first"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-shrink_linear_pair-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# shrink_linear_pair: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_l1, _l2 = Linear(6, 5, seed=1), Linear(5, 3, seed=2)
+_n1, _n2 = shrink_linear_pair(_l1, _l2, [0, 2, 3])
+assert _n1.weight.shape == (3, 6) and _n2.weight.shape == (3, 3), \
+    f"keeping 3 of 5 units: expected weights (3, 6) and (3, 3), got {_n1.weight.shape} and {_n2.weight.shape}"
+### BEGIN HIDDEN TESTS
 for _args, _exc in (((_l1, _l2, [5]), ValueError), ((_l1, _l2, []), ValueError), ((_l1, _l2, [1, 1]), ValueError),
                     ((_l1, _l2, [0.5]), TypeError), ((_l1, Linear(4, 3), [0]), ValueError), ((_l1, ReLU(), [0]), TypeError)):
     expect_error(_exc, shrink_linear_pair, *_args)
@@ -505,7 +528,7 @@ def shrink_sequential(model, keep):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-shrink_sequential", "locked": true, "points": 6, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-shrink_sequential", "locked": true, "points": 5, "schema_version": 3, "solution": false}
 _x = np.random.default_rng(1).random((5, 1, 8, 8)).astype(np.float32)
 _cnn = make_cnn(seed=3)
 for _i, _p in _cnn.parameters().items():
@@ -537,6 +560,15 @@ _small = shrink_sequential(_cnn, {})
 assert np.allclose(_small.forward(_x), _cnn.forward(_x), atol=1e-6), "an empty keep map copies the model"
 _small = shrink_sequential(_cnn, {3: [2]})
 assert _small.parameters()["7.weight"].shape == (10, 4), f"one channel of 2x2 positions -> 4 classifier columns; got {_small.parameters()['7.weight'].shape}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-shrink_sequential-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# shrink_sequential: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_cnn = make_cnn(seed=3)
+_small = shrink_sequential(_cnn, {0: [0, 2, 3, 6]})
+assert _small.parameters()["0.weight"].shape == (4, 1, 3, 3), \
+    f"keeping 4 channels of layer 0: expected 0.weight (4, 1, 3, 3), got {_small.parameters()['0.weight'].shape}"
+### BEGIN HIDDEN TESTS
 for _bad, _exc in (({1: [0]}, ValueError), ({9: [0]}, ValueError), ({0: [8]}, ValueError), ([(0, [1])], TypeError), ({0: []}, ValueError)):
     expect_error(_exc, shrink_sequential, _cnn, _bad)
 expect_error(TypeError, shrink_sequential, Linear(3, 2), {})
@@ -577,7 +609,7 @@ def nm_mask(weights, n=2, m=4):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-nm_mask", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-nm_mask", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 _w = np.array([[0.1, -0.9, 0.5, 0.2, 3.0, 1.0, -2.0, 0.0],
                [1.0, 2.0, 3.0, 4.0, -4.0, -3.0, -2.0, -1.0]], dtype=np.float32)
 _m = nm_mask(_w)
@@ -594,6 +626,13 @@ assert np.array_equal(np.argmax(_g, axis=-1), np.argmax(_m.reshape(16, 4, 8), ax
 ### BEGIN HIDDEN TESTS
 assert nm_mask(np.ones((1, 4)), 2, 4).tolist() == [[0, 0, 1, 1]], "ties within a group: the lower index is pruned first"
 assert np.all(nm_mask(_big, 4, 4) == 1) and np.all(nm_mask(_big, 0, 4) == 0), "n = m keeps all, n = 0 prunes all"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-nm_mask-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# nm_mask: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_m = nm_mask(np.array([[0.1, -0.9, 0.5, 0.2]], dtype=np.float32))
+assert _m.tolist() == [[0, 1, 1, 0]], f"2:4 of [0.1, -0.9, 0.5, 0.2]: expected [[0, 1, 1, 0]], got {_m.tolist()}"
+### BEGIN HIDDEN TESTS
 for _args, _exc in (((np.ones((2, 6)), 2, 4), ValueError), ((np.ones((2, 8)), 5, 4), ValueError), ((np.ones(8), 2, 4), ValueError),
                     ((np.ones((2, 8)), 2.0, 4), TypeError), ((np.ones((2, 8)), 2, 0), ValueError), ((np.full((2, 4), np.inf), 2, 4), ValueError)):
     expect_error(_exc, nm_mask, *_args)
@@ -636,7 +675,7 @@ def block_mask(weights, sparsity, block=(4, 4)):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-block_mask", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-block_mask", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 _w = np.zeros((4, 6), dtype=np.float32)
 _w[:2, :2], _w[:2, 2:4], _w[:2, 4:], _w[2:, :2], _w[2:, 2:4], _w[2:, 4:] = 1.0, 5.0, 0.1, 2.0, -0.5, 3.0
 _m = block_mask(_w, 0.5, block=(2, 2))
@@ -651,6 +690,13 @@ assert int((_m == 0).sum()) == 24 * 16, f"75% of 32 blocks = 24 blocks of 16 wei
 ### BEGIN HIDDEN TESTS
 assert block_mask(np.ones((2, 4)), 0.5, block=(2, 2)).tolist() == [[0, 0, 1, 1], [0, 0, 1, 1]], "ties: the lower block index goes first"
 assert np.all(block_mask(_big, 0.0) == 1) and np.all(block_mask(_big, 1.0) == 0), "sparsity 0 / 1"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-block_mask-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# block_mask: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_m = block_mask(np.array([[1.0, 1.0, 5.0, 5.0], [1.0, 1.0, 5.0, 5.0]], dtype=np.float32), 0.5, block=(2, 2))
+assert _m.tolist() == [[0, 0, 1, 1], [0, 0, 1, 1]], f"2x2 blocks at 50%: expected the left block pruned, got {_m.tolist()}"
+### BEGIN HIDDEN TESTS
 for _args, _exc in (((np.ones((4, 6)), 0.5, (4, 4)), ValueError), ((np.ones((4, 4)), 1.5), ValueError), ((np.ones(16), 0.5), ValueError),
                     ((np.ones((4, 4)), 0.5, 4), TypeError), ((np.ones((4, 4)), 0.5, (0, 2)), ValueError)):
     expect_error(_exc, block_mask, *_args)

@@ -335,7 +335,7 @@ def csr_from_dense(A):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-csr_from_dense", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-csr_from_dense", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 _A = csr_from_dense(EXAMPLE)
 assert isinstance(_A, CSRMatrix), f"expected a CSRMatrix, got {type(_A).__name__}"
 for _name, _want in (("data", [2, 1, 3, 4, 5, 6]), ("indices", [1, 4, 0, 3, 5, 2]), ("indptr", [0, 2, 2, 5, 6])):
@@ -361,6 +361,14 @@ _C = csr_from_dense(_E)
 assert np.array_equal(_C.indptr, [0, 0, 0, 0, 0, 1]) and _C.data.tolist() == [-7.5] and _C.indices.tolist() == [2], \
     f"only the last entry set: got indptr {_C.indptr.tolist()}, data {_C.data.tolist()}, indices {_C.indices.tolist()}"
 assert csr_from_dense(np.array([[3]])).data.tolist() == [3.0], "1x1 int matrix"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-csr_from_dense-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# csr_from_dense: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_A = csr_from_dense(np.array([[0.0, 2.0], [3.0, 0.0]], dtype=np.float32))
+assert _A.indptr.tolist() == [0, 1, 2] and _A.indices.tolist() == [1, 0], \
+    f"[[0, 2], [3, 0]]: expected indptr [0, 1, 2] and indices [1, 0], got {_A.indptr.tolist()} and {_A.indices.tolist()}"
+### BEGIN HIDDEN TESTS
 for _bad, _exc in ((np.zeros(4), ValueError), (np.zeros((2, 2, 2)), ValueError), (np.zeros((0, 3)), ValueError),
                    (np.array([[1.0, np.nan]]), ValueError), (np.array([[np.inf]]), ValueError),
                    (np.array([[1 + 1j]]), TypeError), (np.array([["a"]]), TypeError)):
@@ -391,7 +399,7 @@ def csr_to_dense(A):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-csr_to_dense", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-csr_to_dense", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 _B = csr_to_dense(CSRMatrix([2, 1, 3, 4, 5, 6], [1, 4, 0, 3, 5, 2], [0, 2, 2, 5, 6], (4, 6)))
 assert isinstance(_B, np.ndarray) and _B.dtype == np.float32, f"expected a float32 array, got {type(_B).__name__} {getattr(_B, 'dtype', None)}"
 assert np.array_equal(_B, EXAMPLE), f"example back to dense: expected\n{EXAMPLE}\ngot\n{_B}"
@@ -404,6 +412,13 @@ for _trial in range(5):
 assert np.array_equal(CSRMatrix([], [], [0, 0, 0], (2, 3)).to_dense(), np.zeros((2, 3))), "empty matrix to dense"
 _F = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
 assert np.array_equal(CSRMatrix.from_dense(_F).to_dense(), _F), "fully dense round trip"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-csr_to_dense-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# csr_to_dense: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_B = csr_to_dense(CSRMatrix([2.0, 3.0], [1, 0], [0, 1, 2], (2, 2)))
+assert np.array_equal(_B, [[0.0, 2.0], [3.0, 0.0]]), f"expected [[0, 2], [3, 0]], got {np.asarray(_B).tolist()}"
+### BEGIN HIDDEN TESTS
 expect_error(TypeError, csr_to_dense, EXAMPLE)  # it takes a CSRMatrix, not an ndarray
 ### END HIDDEN TESTS
 
@@ -643,7 +658,7 @@ def row_sums(values, indptr):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-row_sums", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-row_sums", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 _v = np.array([1, 2, 3, 4, 5, 6], dtype=np.float32)
 _got = row_sums(_v, [0, 2, 2, 5, 6])
 assert np.array_equal(_got, [3, 0, 12, 6]), f"rows [1,2] [] [3,4,5] [6]: expected [3, 0, 12, 6], got {np.asarray(_got).tolist()}"
@@ -664,6 +679,14 @@ for _trial in range(20):
     _want = np.array([[_vals[b, _ptr[i]:_ptr[i + 1]].sum() for i in range(len(_counts))] for b in range(3)])
     _got = row_sums(_vals, _ptr)
     assert _got.shape == _want.shape and np.allclose(_got, _want, atol=1e-5), f"random segments {_ptr.tolist()}: expected {_want}, got {_got}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-row_sums-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# row_sums: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_v = np.array([1, 2, 3, 4, 5, 6], dtype=np.float32)
+_got = row_sums(_v, [0, 2, 2, 5, 6])
+assert np.array_equal(_got, [3, 0, 12, 6]), f"rows [1,2] [] [3,4,5] [6]: expected [3, 0, 12, 6], got {np.asarray(_got).tolist()}"
+### BEGIN HIDDEN TESTS
 for _args in ((_v, [0, 2, 7]), (_v, [1, 6]), (_v, [0, 4, 2, 6]), (_v, [0])):
     expect_error(ValueError, row_sums, *_args)
 ### END HIDDEN TESTS
@@ -843,7 +866,7 @@ def csr_matmat(A, X):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-csr_matmat", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-csr_matmat", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 _A = CSRMatrix.from_dense(EXAMPLE)
 _X = np.arange(18, dtype=np.float32).reshape(6, 3)
 _Y = csr_matmat(_A, _X)
@@ -874,6 +897,14 @@ def _no_dense(*args, **kwargs):
     raise AssertionError("csr_matmat must not build the dense matrix")
 _A2.to_dense = _no_dense
 assert np.array_equal(csr_matmat(_A2, np.ones((6, 2))), EXAMPLE @ np.ones((6, 2))), "product without densifying"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-csr_matmat-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# csr_matmat: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_A = CSRMatrix.from_dense(EXAMPLE)
+_Y = csr_matmat(_A, np.ones((6, 2), dtype=np.float32))
+assert np.array_equal(_Y, EXAMPLE @ np.ones((6, 2))), f"example @ ones: expected {(EXAMPLE @ np.ones((6, 2))).tolist()}, got {np.asarray(_Y).tolist()}"
+### BEGIN HIDDEN TESTS
 for _bad, _exc in ((np.ones((5, 2)), ValueError), (np.ones(6), ValueError), (np.full((6, 2), np.inf), ValueError),
                    (np.ones((6, 0)), ValueError), (np.ones((6, 2), dtype=complex), TypeError)):
     expect_error(_exc, _A.matmat, _bad)
@@ -1232,6 +1263,8 @@ expect_error(ValueError, SparseLinear(20, 12).forward_dense, _x)  # no weights l
 _fresh = SparseLinear(20, 12)
 _fresh.load_linear_weights(_W)
 expect_error(ValueError, _fresh.forward_sparse_optimized, _x)  # before prune_weights
+expect_error(ValueError, _layer.benchmark_speedup, batch_size=0)
+expect_error(TypeError, _layer.benchmark_speedup, iterations=1.5)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-SparseLinear-forward", "locked": true, "points": 4, "schema_version": 3, "solution": false}
@@ -1314,8 +1347,6 @@ _z.load_linear_weights(np.ones((4, 5)))
 _z.prune_weights(1.0)
 _r = _z.benchmark_speedup(batch_size=2, iterations=2)
 assert _r["sparse_ops"] == 0 and _r["theoretical_speedup"] == 20.0, f"fully pruned: sparse_ops 0, theoretical 20 / max(0, 1) = 20, got {_r}"
-expect_error(ValueError, _layer.benchmark_speedup, batch_size=0)
-expect_error(TypeError, _layer.benchmark_speedup, iterations=1.5)
 ### END HIDDEN TESTS
 
 # %% [markdown]

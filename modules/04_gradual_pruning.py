@@ -148,7 +148,7 @@ def polynomial_sparsity(step, initial_sparsity=0.0, final_sparsity=0.9, begin_st
     return float(final_sparsity + (initial_sparsity - final_sparsity) * (1.0 - progress) ** power)
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-polynomial-sparsity", "locked": true, "points": 7, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-polynomial-sparsity", "locked": true, "points": 6, "schema_version": 3, "solution": false}
 # the schedule against the formula at chosen steps
 for step, expected in [(0, 0.0), (25, 0.9 - 0.9 * 0.75 ** 3), (50, 0.9 - 0.9 * 0.5 ** 3), (100, 0.9)]:
     got = polynomial_sparsity(step, 0.0, 0.9, begin_step=0, end_step=100)
@@ -170,7 +170,14 @@ assert polynomial_sparsity(9, 0.0, 0.7, 10, 10) == 0.0, "before a one-shot step 
 assert polynomial_sparsity(10, 0.0, 0.7, 10, 10) == 0.7, "at a one-shot step the sparsity is s_f"
 # the cube makes it fast first: more than half the ramp in the first quarter
 assert polynomial_sparsity(25, 0.0, 1.0, 0, 100) > 0.5, "cubic schedule prunes fast early"
-for bad_args, error in [
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-polynomial-sparsity-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# polynomial_sparsity: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_got = polynomial_sparsity(50, 0.0, 0.8, begin_step=0, end_step=100)
+assert abs(_got - (0.8 - 0.8 * 0.5 ** 3)) < 1e-12, f"halfway from 0 to 0.8: expected {0.8 - 0.8 * 0.5 ** 3:.6f}, got {_got}"
+### BEGIN HIDDEN TESTS
+for _bad_args, _error in [
     ((0, -0.1, 0.9, 0, 10), ValueError), ((0, 0.0, 1.5, 0, 10), ValueError),
     ((0, 0.0, float("nan"), 0, 10), ValueError), ((0, 0.5, 0.4, 0, 10), ValueError),
     ((0, 0.0, 0.9, 10, 5), ValueError), ((-1, 0.0, 0.9, 0, 10), ValueError),
@@ -178,7 +185,7 @@ for bad_args, error in [
     ((0, 0.0, 0.9, 0, 10, 0), ValueError), ((0, 0.0, 0.9, 0, 10, float("inf")), ValueError),
     ((True, 0.0, 0.9, 0, 10), TypeError),
 ]:
-    expect_error(error, polynomial_sparsity, *bad_args)
+    expect_error(_error, polynomial_sparsity, *_bad_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -335,14 +342,9 @@ one_shot = GradualPruner(final_sparsity=0.5, begin_step=7, end_step=7, frequency
 assert [t for t in range(20) if one_shot.should_prune(t)] == [7], "begin == end prunes exactly once"
 every = GradualPruner(final_sparsity=0.5, begin_step=0, end_step=4, frequency=1)
 assert [t for t in range(8) if every.should_prune(t)] == [0, 1, 2, 3, 4], "frequency 1 prunes every step in range"
-for kwargs, error in [({"frequency": 0}, ValueError), ({"frequency": 2.0}, TypeError),
-                      ({"final_sparsity": 1.2}, ValueError), ({"scope": "layer"}, ValueError),
-                      ({"begin_step": 5, "end_step": 2}, ValueError), ({"initial_sparsity": -0.5}, ValueError)]:
-    expect_error(error, GradualPruner, **kwargs)
-expect_error(ValueError, pruner.should_prune, -3)
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade": true, "grade_id": "test-gradual-training", "locked": true, "points": 8, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-gradual-training", "locked": true, "points": 7, "schema_version": 3, "solution": false}
 # Simulate training: every "optimizer step" perturbs all weights, then the hook runs.
 net = Sequential(Linear(12, 16, seed=0), ReLU(), Linear(16, 6, seed=1))
 pruner = GradualPruner(final_sparsity=0.75, begin_step=2, end_step=12, frequency=4)
@@ -384,7 +386,20 @@ def keep_all(weights, sparsity):
 custom = GradualPruner(final_sparsity=0.3, begin_step=0, end_step=0, frequency=1, scope=keep_all, names=["2.weight"])
 custom.update(net, 0)
 assert calls == [(["2.weight"], 0.3)], f"callable scope should be called once with ['2.weight'] at 0.3, got {calls}"
-expect_error(ValueError, GradualPruner(final_sparsity=0.3, begin_step=0, end_step=0, names=["nope"]).update, net, 0)  # unknown name
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-gradual-pruner-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# GradualPruner: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_pruner = GradualPruner(final_sparsity=0.8, begin_step=10, end_step=45, frequency=10)
+assert _pruner.should_prune(20) and not _pruner.should_prune(21), "begin 10, frequency 10: prune at step 20, not at 21"
+### BEGIN HIDDEN TESTS
+_net = Sequential(Linear(10, 8, seed=3), ReLU(), Linear(8, 4, seed=4))
+for _kwargs, _error in [({"frequency": 0}, ValueError), ({"frequency": 2.0}, TypeError),
+                        ({"final_sparsity": 1.2}, ValueError), ({"scope": "layer"}, ValueError),
+                        ({"begin_step": 5, "end_step": 2}, ValueError), ({"initial_sparsity": -0.5}, ValueError)]:
+    expect_error(_error, GradualPruner, **_kwargs)
+expect_error(ValueError, _pruner.should_prune, -3)
+expect_error(ValueError, GradualPruner(final_sparsity=0.3, begin_step=0, end_step=0, names=["nope"]).update, _net, 0)  # unknown name
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -466,7 +481,7 @@ def prune_survivors(weights, masks=None, rate=0.2, scope="global"):
     return out
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-prune-survivors", "locked": true, "points": 7, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-prune-survivors", "locked": true, "points": 6, "schema_version": 3, "solution": false}
 w = {"a": np.array([[1.0, -5.0], [3.0, 0.5]], dtype=np.float32), "b": np.array([[2.0, 4.0]], dtype=np.float32)}
 m1 = prune_survivors(w, None, rate=0.5, scope="global")
 assert sorted(m1) == ["a", "b"], f"expected masks for ['a', 'b'], got {sorted(m1)}"
@@ -498,15 +513,24 @@ for _ in range(4):
     assert got == alive, f"with ties, expected exactly {alive} survivors, got {got}"
 assert int(sum(m.sum() for m in prune_survivors(tied, None, rate=0.0).values())) == 130, "rate 0 prunes nothing"
 assert int(sum(m.sum() for m in prune_survivors(tied, None, rate=1.0).values())) == 0, "rate 1 prunes everything"
-for args, error in [((w, None, 1.5), ValueError), ((w, None, 0.5, "layer"), ValueError),
-                    (({"a": np.array([1.0, np.nan], dtype=np.float32)}, None, 0.5), ValueError),
-                    (({"a": np.zeros(0, dtype=np.float32)}, None, 0.5), ValueError),
-                    (({"a": np.array([1, 2])}, None, 0.5), TypeError),
-                    ((w, {"a": m1["a"]}, 0.5), ValueError),
-                    ((w, {"a": np.ones((3, 3)), "b": m1["b"]}, 0.5), ValueError),
-                    ((w, {"a": m1["a"] * 2, "b": m1["b"]}, 0.5), ValueError),
-                    (([1.0, 2.0], None, 0.5), TypeError), (({}, None, 0.5), TypeError)]:
-    expect_error(error, prune_survivors, *args)
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-prune-survivors-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# prune_survivors: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_w = {"a": np.array([[1.0, -5.0], [3.0, 0.5]], dtype=np.float32), "b": np.array([[2.0, 4.0]], dtype=np.float32)}
+_m1 = prune_survivors(_w, None, rate=0.5, scope="global")
+assert sorted(_m1) == ["a", "b"] and _m1["a"].tolist() == [[0, 1], [1, 0]] and _m1["b"].tolist() == [[0, 1]], \
+    f"global 50% should drop 0.5, 1 and 2; got { {_k: _v.tolist() for _k, _v in _m1.items()} }"
+### BEGIN HIDDEN TESTS
+for _args, _error in [((_w, None, 1.5), ValueError), ((_w, None, 0.5, "layer"), ValueError),
+                      (({"a": np.array([1.0, np.nan], dtype=np.float32)}, None, 0.5), ValueError),
+                      (({"a": np.zeros(0, dtype=np.float32)}, None, 0.5), ValueError),
+                      (({"a": np.array([1, 2])}, None, 0.5), TypeError),
+                      ((_w, {"a": _m1["a"]}, 0.5), ValueError),
+                      ((_w, {"a": np.ones((3, 3)), "b": _m1["b"]}, 0.5), ValueError),
+                      ((_w, {"a": _m1["a"] * 2, "b": _m1["b"]}, 0.5), ValueError),
+                      (([1.0, 2.0], None, 0.5), TypeError), (({}, None, 0.5), TypeError)]:
+    expect_error(_error, prune_survivors, *_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -585,7 +609,7 @@ def iterative_magnitude_pruning(model, train_fn, eval_fn, rounds=5, rate=0.2, re
     return result
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-imp", "locked": true, "points": 7, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-imp", "locked": true, "points": 6, "schema_version": 3, "solution": false}
 net = Sequential(Linear(8, 10, seed=0), ReLU(), Linear(10, 4, seed=1))
 theta0 = net.state_dict()
 seen = []  # weights at the start of each round's training
@@ -636,10 +660,19 @@ for n, size in [("0.weight", 80), ("2.weight", 40)]:
     assert int(res3["masks"][1][n].sum()) == size - round(0.25 * size), f"local scope: {n} loses 25% of its own"
 res0 = iterative_magnitude_pruning(Sequential(Linear(4, 3, seed=0)), lambda m, k: None, lambda m: 1.0, rounds=0)
 assert res0["remaining"] == [1.0], "0 rounds is one dense training"
-for kwargs, error in [({"rounds": -1}, ValueError), ({"rate": 2.0}, ValueError), ({"rounds": 1.5}, TypeError),
-                      ({"rewind_state": [1, 2]}, TypeError), ({"scope": "all"}, ValueError)]:
-    expect_error(error, iterative_magnitude_pruning, Sequential(Linear(4, 3, seed=0)), lambda m, k: None, lambda m: 1.0, **kwargs)
-expect_error(ValueError, rewind_weights, net2, theta0, {"9.weight": np.ones((2, 2))})  # unknown mask name
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-imp-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# rewind_weights / iterative_magnitude_pruning: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_net = Sequential(Linear(4, 3, seed=0))
+_theta = _net.state_dict()
+_res = iterative_magnitude_pruning(_net, lambda _m, _k: None, lambda _m: 1.0, rounds=1, rate=0.5, rewind_state=_theta)
+assert _res["remaining"] == [1.0, 0.5], f"one round at rate 0.5 of 12 weights: expected remaining [1.0, 0.5], got {_res['remaining']}"
+### BEGIN HIDDEN TESTS
+for _kwargs, _error in [({"rounds": -1}, ValueError), ({"rate": 2.0}, ValueError), ({"rounds": 1.5}, TypeError),
+                        ({"rewind_state": [1, 2]}, TypeError), ({"scope": "all"}, ValueError)]:
+    expect_error(_error, iterative_magnitude_pruning, Sequential(Linear(4, 3, seed=0)), lambda _m, _k: None, lambda _m: 1.0, **_kwargs)
+expect_error(ValueError, rewind_weights, Sequential(Linear(4, 3, seed=1)), _theta, {"9.weight": np.ones((2, 2))})  # unknown mask name
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -302,7 +302,7 @@ class ModelCompressor:
         return result
         ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-analyze", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-analyze", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 rng = np.random.default_rng(0)
 toy = {"conv.weight": rng.normal(0, 0.1, (4, 2, 3, 3)).astype(np.float32),
        "conv.bias": np.zeros(4, dtype=np.float32),
@@ -331,12 +331,6 @@ expected_nat = 100.0 * np.mean(np.abs(toy["fc.weight"]) <= 0.1 * np.abs(toy["fc.
 assert abs(fc["natural_sparsity"] - expected_nat) < 1e-9, f"natural_sparsity of fc.weight: expected {expected_nat:.3f}%, got {fc['natural_sparsity']}"
 assert set(mc.original_model) == set(toy) and mc.original_model["fc.weight"] is not toy["fc.weight"], \
     "original_model should hold copies of all the weights"
-### BEGIN HIDDEN TESTS
-for bad, error in [({}, ValueError), ([np.ones((2, 2))], TypeError), ({"w": np.ones((2, 2), dtype=np.int64)}, TypeError),
-                   ({"w": np.array([[1.0, np.inf]])}, ValueError), ({"w": np.zeros((0, 3))}, ValueError),
-                   ({1: np.ones((2, 2))}, TypeError)]:
-    expect_error(error, ModelCompressor().analyze_model_for_compression, bad)
-### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-compress", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 rng = np.random.default_rng(0)  # each graded cell builds its own toy model (the same as in test-analyze)
@@ -371,9 +365,6 @@ assert int(np.sum(out2["fc.weight"]["mask"] == 0)) == 288, "default: fc.weight p
 full = ModelCompressor()
 full.compress_model({"w": np.ones((2, 3), dtype=np.float32)}, {"w": 1.0})
 assert full.compression_stats["overall_compression"] == math.inf, "nothing left: overall_compression is inf"
-for sparsities, error in [({"nope": 0.5}, ValueError), ({"fc.weight": 1.5}, ValueError),
-                          ({"fc.weight": "0.5"}, TypeError), ([0.5], TypeError)]:
-    expect_error(error, ModelCompressor().compress_model, toy, sparsities)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-validate-quality", "locked": true, "points": 4, "schema_version": 3, "solution": false}
@@ -412,9 +403,31 @@ assert zero["layer_quality"]["z"]["quality_score"] == 1.0 and zero["layer_qualit
 far = ModelCompressor().validate_compression_quality({"a": np.ones((2, 2), dtype=np.float32)},
                                                      {"a": np.full((2, 2), -5.0, dtype=np.float32)})
 assert far["layer_quality"]["a"]["quality_score"] == 0.0 and far["quality_score"] == 0.0, "scores are clipped at 0"
-for comp, error in [({"a": c["a"]}, ValueError), ({"a": c["a"], "b": {"weights": np.ones(3, dtype=np.float32)}}, ValueError),
-                    ({"a": c["a"], "b": {"mask": 1}}, ValueError), ([1, 2], TypeError)]:
-    expect_error(error, ModelCompressor().validate_compression_quality, w, comp)
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-ModelCompressor-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# ModelCompressor: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_rng = np.random.default_rng(0)  # the toy model of test-analyze, built again
+_toy = {"conv.weight": _rng.normal(0, 0.1, (4, 2, 3, 3)).astype(np.float32),
+        "conv.bias": np.zeros(4, dtype=np.float32),
+        "fc.weight": _rng.normal(0, 0.1, (10, 36)).astype(np.float32),
+        "fc.bias": _rng.normal(0, 0.1, 10).astype(np.float32)}
+_out = ModelCompressor().compress_model(_toy, {"fc.weight": 0.9})
+assert int(np.sum(_out["fc.weight"]["mask"] == 0)) == 324, \
+    f"fc.weight at 90%: expected 324 pruned, got {int(np.sum(_out['fc.weight']['mask'] == 0))}"
+### BEGIN HIDDEN TESTS
+_w = {"a": np.array([[3.0, 4.0]], dtype=np.float32), "b": np.array([[1.0, -1.0, 2.0, 0.0]], dtype=np.float32)}
+_c = {"a": {"weights": np.array([[0.0, 4.0]], dtype=np.float32)}, "b": {"weights": _w["b"].copy()}}
+for _bad, _error in [({}, ValueError), ([np.ones((2, 2))], TypeError), ({"w": np.ones((2, 2), dtype=np.int64)}, TypeError),
+                     ({"w": np.array([[1.0, np.inf]])}, ValueError), ({"w": np.zeros((0, 3))}, ValueError),
+                     ({1: np.ones((2, 2))}, TypeError)]:
+    expect_error(_error, ModelCompressor().analyze_model_for_compression, _bad)
+for _sparsities, _error in [({"nope": 0.5}, ValueError), ({"fc.weight": 1.5}, ValueError),
+                            ({"fc.weight": "0.5"}, TypeError), ([0.5], TypeError)]:
+    expect_error(_error, ModelCompressor().compress_model, _toy, _sparsities)
+for _comp, _error in [({"a": _c["a"]}, ValueError), ({"a": _c["a"], "b": {"weights": np.ones(3, dtype=np.float32)}}, ValueError),
+                      ({"a": _c["a"], "b": {"mask": 1}}, ValueError), ([1, 2], TypeError)]:
+    expect_error(_error, ModelCompressor().validate_compression_quality, _w, _comp)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -460,7 +473,7 @@ def validate_accuracy(model, compressed_model, X, y):
             "accuracy_drop": float(original_accuracy - compressed_accuracy)}
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-validate-accuracy", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-validate-accuracy", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 net = Sequential(Linear(6, 5, seed=0), ReLU(), Linear(5, 3, seed=1))
 Xs = np.random.default_rng(1).normal(size=(40, 6)).astype(np.float32)
 ys = np.argmax(predict(net, Xs), axis=1)  # labels the dense net gets all right
@@ -474,13 +487,22 @@ assert abs(res["compressed_accuracy"] - expected_comp) < 1e-12, \
 assert abs(res["accuracy_drop"] - (1.0 - expected_comp)) < 1e-12, f"accuracy_drop: got {res['accuracy_drop']}"
 for k, v in net.state_dict().items():
     assert np.array_equal(v, before[k]), f"the model's {k} must be restored after validate_accuracy"
+
+# %% nbgrader={"grade": true, "grade_id": "test-validate-accuracy-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# validate_accuracy: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_net = Sequential(Linear(6, 5, seed=0), ReLU(), Linear(5, 3, seed=1))
+_Xs = np.random.default_rng(1).normal(size=(40, 6)).astype(np.float32)
+_ys = np.argmax(predict(_net, _Xs), axis=1)
+_before = _net.state_dict()
+_res = validate_accuracy(_net, {"2.weight": _before["2.weight"].copy()}, _Xs, _ys)
+assert abs(_res["compressed_accuracy"] - 1.0) < 1e-12, f"unchanged weights keep accuracy 1.0, got {_res['compressed_accuracy']}"
 ### BEGIN HIDDEN TESTS
-for comp, error in [({"9.weight": np.zeros((3, 5), dtype=np.float32)}, ValueError),
-                    ({"2.weight": np.zeros((5, 3), dtype=np.float32)}, ValueError), ({}, TypeError)]:
-    expect_error(error, validate_accuracy, net, comp, Xs, ys)
-expect_error((ValueError, TypeError), validate_accuracy, net, {"2.weight": np.zeros((3, 5), dtype=np.float32)}, Xs[:, :4], ys)  # too few features
-for k, v in net.state_dict().items():
-    assert np.array_equal(v, before[k]), f"{k} must be restored even when evaluation fails"
+for _comp, _error in [({"9.weight": np.zeros((3, 5), dtype=np.float32)}, ValueError),
+                      ({"2.weight": np.zeros((5, 3), dtype=np.float32)}, ValueError), ({}, TypeError)]:
+    expect_error(_error, validate_accuracy, _net, _comp, _Xs, _ys)
+expect_error((ValueError, TypeError), validate_accuracy, _net, {"2.weight": np.zeros((3, 5), dtype=np.float32)}, _Xs[:, :4], _ys)  # too few features
+for _k, _v in _net.state_dict().items():
+    assert np.array_equal(_v, _before[_k]), f"{_k} must be restored even when evaluation fails"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -534,7 +556,7 @@ def sensitivity_scan(model, X, y, sparsities=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95), na
     return result
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-sensitivity-scan", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-sensitivity-scan", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 net = Sequential(Linear(6, 5, seed=0), ReLU(), Linear(5, 3, seed=1))
 Xs = np.random.default_rng(1).normal(size=(40, 6)).astype(np.float32)
 ys = np.random.default_rng(2).integers(0, 3, size=40)
@@ -554,10 +576,20 @@ for k, v in net.state_dict().items():
 ### BEGIN HIDDEN TESTS
 only = sensitivity_scan(net, Xs, ys, sparsities=[0.5], names=["2.weight"])
 assert list(only) == ["2.weight"] and list(only["2.weight"]) == [0.5], f"names and sparsities as given; got {only}"
-for kwargs, error in [({"sparsities": []}, ValueError), ({"sparsities": [0.5, 0.5]}, ValueError),
-                      ({"sparsities": [0.9, 0.5]}, ValueError), ({"sparsities": [1.5]}, ValueError),
-                      ({"sparsities": 0.5}, TypeError), ({"names": ["nope"]}, ValueError)]:
-    expect_error(error, sensitivity_scan, net, Xs, ys, **kwargs)
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-sensitivity-scan-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# sensitivity_scan: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_net = Sequential(Linear(6, 5, seed=0), ReLU(), Linear(5, 3, seed=1))
+_Xs = np.random.default_rng(1).normal(size=(40, 6)).astype(np.float32)
+_ys = np.random.default_rng(2).integers(0, 3, size=40)
+_scan = sensitivity_scan(_net, _Xs, _ys, sparsities=(0.0, 1.0), names=["2.weight"])
+assert abs(_scan["2.weight"][0.0] - evaluate(_net, _Xs, _ys)) < 1e-12, "at sparsity 0 the accuracy is the dense one"
+### BEGIN HIDDEN TESTS
+for _kwargs, _error in [({"sparsities": []}, ValueError), ({"sparsities": [0.5, 0.5]}, ValueError),
+                        ({"sparsities": [0.9, 0.5]}, ValueError), ({"sparsities": [1.5]}, ValueError),
+                        ({"sparsities": 0.5}, TypeError), ({"names": ["nope"]}, ValueError)]:
+    expect_error(_error, sensitivity_scan, _net, _Xs, _ys, **_kwargs)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -642,7 +674,7 @@ def allocate_sparsities(sensitivities, param_counts, max_params):
     return {name: levels[name][position[name]] for name in curves}
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-allocate", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-allocate", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 sens = {"big": {0.0: 0.95, 0.5: 0.95, 0.9: 0.90},
         "small": {0.0: 0.95, 0.5: 0.80, 0.9: 0.50}}
 counts = {"big": 1000, "small": 100}
@@ -658,17 +690,26 @@ kept = sum(counts[n] - round(alloc[n] * counts[n]) for n in counts)
 assert alloc == {"big": 0.9, "small": 0.9} and kept <= 120, f"expected both at 0.9 ({kept} kept), got {alloc}"
 assert allocate_sparsities(sens, counts, max_params=5000) == {"big": 0.0, "small": 0.0}, "a loose budget prunes nothing"
 ### BEGIN HIDDEN TESTS
-expect_error(ValueError, allocate_sparsities, sens, counts, max_params=50)  # below what the grid reaches
 one = allocate_sparsities({"t": {0.0: 1.0, 0.5: 0.5, 1.0: 0.0}}, {"t": 1}, max_params=0)
 assert one == {"t": 1.0}, f"a grid point that frees no weight (round(0.5 * 1) = 0) is skipped over; got {one}"
 tie = allocate_sparsities({"a": {0.0: 1.0, 0.5: 0.9}, "b": {0.0: 1.0, 0.5: 0.9}}, {"a": 10, "b": 10}, max_params=15)
 assert tie == {"a": 0.5, "b": 0.0}, f"ties go to the layer listed first; got {tie}"
-for args, error in [(({}, counts, 10), TypeError), ((sens, {"big": 1000}, 10), ValueError),
-                    ((sens, counts, -1), ValueError), ((sens, counts, 1.5), TypeError),
-                    (({"big": {1.5: 0.9}, "small": {0.0: 0.9}}, counts, 10), ValueError),
-                    (({"big": {0.5: float("nan")}, "small": {0.0: 0.9}}, counts, 10), ValueError),
-                    ((sens, {"big": 0, "small": 100}, 10), ValueError)]:
-    expect_error(error, allocate_sparsities, *args)
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-allocate-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# allocate_sparsities: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_sens = {"big": {0.0: 0.95, 0.5: 0.95, 0.9: 0.90}, "small": {0.0: 0.95, 0.5: 0.80, 0.9: 0.50}}
+_counts = {"big": 1000, "small": 100}
+_alloc = allocate_sparsities(_sens, _counts, max_params=600)
+assert _alloc == {"big": 0.5, "small": 0.0}, f"budget 600: expected {{'big': 0.5, 'small': 0.0}}, got {_alloc}"
+### BEGIN HIDDEN TESTS
+expect_error(ValueError, allocate_sparsities, _sens, _counts, max_params=50)  # below what the grid reaches
+for _args, _error in [(({}, _counts, 10), TypeError), ((_sens, {"big": 1000}, 10), ValueError),
+                      ((_sens, _counts, -1), ValueError), ((_sens, _counts, 1.5), TypeError),
+                      (({"big": {1.5: 0.9}, "small": {0.0: 0.9}}, _counts, 10), ValueError),
+                      (({"big": {0.5: float("nan")}, "small": {0.0: 0.9}}, _counts, 10), ValueError),
+                      ((_sens, {"big": 0, "small": 100}, 10), ValueError)]:
+    expect_error(_error, allocate_sparsities, *_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -784,7 +825,7 @@ def load_compressed(path):
     return weights, masks
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-save-load", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-save-load", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 rng = np.random.default_rng(3)
 w = {"0.weight": rng.normal(size=(12, 70)).astype(np.float32), "0.bias": rng.normal(size=12).astype(np.float32),
      "conv": rng.normal(size=(3, 2, 3, 3)).astype(np.float32), "vec": rng.normal(size=9).astype(np.float32)}
@@ -825,14 +866,26 @@ with tempfile.TemporaryDirectory() as tmp:
     save_compressed(p, wide, {"w": np.ones((2, 300), dtype=np.float32)})
     with np.load(p, allow_pickle=False) as z:
         assert z["w:indices"].dtype == np.uint16, f"300 columns need uint16, got {z['w:indices'].dtype}"
-    np.savez_compressed(os.path.join(tmp, "other.npz"), x=np.ones(3))
-    for bad_path, error in [(os.path.join(tmp, "other.npz"), ValueError), (os.path.join(tmp, "missing.npz"), ValueError),
-                            (3, TypeError)]:
-        expect_error(error, load_compressed, bad_path)
-    for args, error in [((p, w0, {"v": m0["w"]}), ValueError), ((p, w0, {"w": np.ones((3, 3))}), ValueError),
-                        ((p, w0, {"w": m0["w"] * 0.5}), ValueError), ((p, {"w": np.array([[np.nan]])}, {}), ValueError),
-                        ((None, w0, m0), TypeError)]:
-        expect_error(error, save_compressed, *args)
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-save-load-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# save_compressed / load_compressed: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_w0 = {"w": np.array([[0.0, 2.0, 0.0], [3.0, 0.0, 0.0]], dtype=np.float32)}
+_m0 = {"w": np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=np.float32)}
+with tempfile.TemporaryDirectory() as _tmp:
+    _p = os.path.join(_tmp, "z.npz")
+    save_compressed(_p, _w0, _m0)
+    _bw, _bm = load_compressed(_p)
+    assert np.array_equal(_bw["w"], _w0["w"]) and np.array_equal(_bm["w"], _m0["w"]), "weights and mask must round-trip"
+### BEGIN HIDDEN TESTS
+    np.savez_compressed(os.path.join(_tmp, "other.npz"), x=np.ones(3))
+    for _bad_path, _error in [(os.path.join(_tmp, "other.npz"), ValueError), (os.path.join(_tmp, "missing.npz"), ValueError),
+                              (3, TypeError)]:
+        expect_error(_error, load_compressed, _bad_path)
+    for _args, _error in [((_p, _w0, {"v": _m0["w"]}), ValueError), ((_p, _w0, {"w": np.ones((3, 3))}), ValueError),
+                          ((_p, _w0, {"w": _m0["w"] * 0.5}), ValueError), ((_p, {"w": np.array([[np.nan]])}, {}), ValueError),
+                          ((None, _w0, _m0), TypeError)]:
+        expect_error(_error, save_compressed, *_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -879,7 +932,7 @@ def size_report(weights, masks, path=None):
             "file_ratio": file_bytes / dense_bytes if file_bytes is not None else None}
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-size-report", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-size-report", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 w = {"w": np.zeros((4, 10), dtype=np.float32), "b": np.ones(4, dtype=np.float32)}
 w["w"][0, :3] = 1.0
 w["w"][2, 5] = 2.0
@@ -901,9 +954,19 @@ with tempfile.TemporaryDirectory() as tmp:
 # a kept-but-zero weight is not stored in CSR (the mask carries it); 1-D masked vectors count one row pointer pair
 rep = size_report({"v": np.array([1.0, 0.0, 3.0], dtype=np.float32)}, {"v": np.array([1.0, 1.0, 0.0], dtype=np.float32)})
 assert rep["csr_bytes"] == 4 + 4 + 2 * 4, f"1-D masked: 1 value, 1 index, 2 row pointers = 16 bytes, got {rep['csr_bytes']}"
-for args, error in [((w, m, "no/such/file.npz"), ValueError), ((w, m, 5), TypeError), ((w, {"x": m["w"]}), ValueError),
-                    (({}, {}), ValueError)]:
-    expect_error(error, size_report, *args)
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test-size-report-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+# size_report: bad input gets a clear error (its own small cell, apart from the algorithm's points)
+_w = {"w": np.zeros((4, 10), dtype=np.float32), "b": np.ones(4, dtype=np.float32)}
+_w["w"][0, :3] = 1.0
+_m = {"w": (_w["w"] != 0).astype(np.float32)}
+_rep = size_report(_w, _m)
+assert _rep["dense_bytes"] == 176, f"dense_bytes: expected 4 * 44 = 176, got {_rep['dense_bytes']}"
+### BEGIN HIDDEN TESTS
+for _args, _error in [((_w, _m, "no/such/file.npz"), ValueError), ((_w, _m, 5), TypeError), ((_w, {"x": _m["w"]}), ValueError),
+                      (({}, {}), ValueError)]:
+    expect_error(_error, size_report, *_args)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -184,7 +184,7 @@ def is_update_step(step, delta_t=100, end_step=1000):
     return bool(0 < step < end_step and step % delta_t == 0)
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-drop-schedule", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-drop-schedule", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 # the cosine against the formula at chosen steps
 for _step, _want in [(0, 0.3), (250, 0.15 * (1 + math.cos(math.pi / 4))), (500, 0.15),
                      (900, 0.15 * (1 + math.cos(0.9 * math.pi))), (1000, 0.0), (4000, 0.0)]:
@@ -307,7 +307,7 @@ def erdos_renyi_densities(shapes, sparsity):
     return {name: 1.0 if name in dense else float(eps * raw[name]) for name in shapes}
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-erdos-renyi", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-erdos-renyi", "locked": true, "points": 5, "schema_version": 3, "solution": false}
 _shapes = {"a": (10, 20), "b": (20, 30), "c": (30, 5)}
 _d = erdos_renyi_densities(_shapes, 0.9)
 assert isinstance(_d, dict) and list(_d) == ["a", "b", "c"], f"expected a dict with keys ['a', 'b', 'c'], got {_d!r}"
@@ -403,7 +403,7 @@ def drop_by_magnitude(weights, mask, n_drop):
     return new.reshape(mask.shape)
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-drop", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-drop", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 _w = np.array([[0.5, -0.1, 0.3], [-0.9, 0.05, 0.7]], dtype=np.float32)
 _m = np.array([[1, 1, 0], [1, 1, 1]], dtype=np.float32)
 _before = _m.copy()
@@ -485,7 +485,7 @@ def grow_by_gradient(mask, gradient, n_grow):
     return new.reshape(mask.shape)
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test-grow", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-grow", "locked": true, "points": 5, "schema_version": 3, "solution": false}
 _m = np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32)
 _g = np.array([[9.0, 0.1, -3.0], [2.0, 8.0, -0.5]], dtype=np.float32)
 _new = grow_by_gradient(_m, _g, 2)
@@ -637,7 +637,7 @@ def toy_dynamic(method, seed=0):
         net.gradients()[name][...] = rng.normal(size=ds.masks[name].shape)
     return net, ds
 
-# %% nbgrader={"grade": true, "grade_id": "test-dynamic-sparsity", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-dynamic-sparsity", "locked": true, "points": 6, "schema_version": 3, "solution": false}
 _net, _ds = toy_dynamic("rigl")
 _old = {_n: _ds.masks[_n].copy() for _n in _ds.names}
 _w_old = {_n: _net.parameters()[_n].copy() for _n in _ds.names}
@@ -1053,7 +1053,7 @@ class MovementPruner:
             self.history.append((step, sparsity))
         self.step += 1
 
-# %% nbgrader={"grade": true, "grade_id": "test-movement", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-movement", "locked": true, "points": 6, "schema_version": 3, "solution": false}
 _net = Sequential(Linear(6, 5, seed=0), ReLU(), Linear(5, 3, seed=1))
 _rng = np.random.default_rng(5)
 for _g in _net.gradients().values():
@@ -1205,6 +1205,137 @@ print(f"whole notebook: {time.perf_counter() - notebook_start:.1f} s")
 # small network and these seeds, at which sparsity and fine-tuning length movement is
 # ahead and on how many seeds; compare the two lengths: the longer the fine-tuning,
 # the more the surviving weights can adapt whichever rule chose them.
+
+# %% [markdown]
+# ## 8. Questions on your results
+#
+# Answer from what **your** notebook printed; the tests compare with your own run.
+# Questions 1 to 3 are checked automatically, 4 and 5 by your instructor.
+#
+# **Q1 (number).** At the same training FLOPs, by how many **percentage points** does RigL
+# (Erdős–Rényi) beat the better prune-after-training split on mean accuracy (the
+# `vs prune-after-training` figure printed under the table of section 6)? Store it in
+# `q1_rigl_vs_prune_after` (tolerance ±0.3).
+#
+# **Q2 (choice).** Compare RigL (Erdős–Rényi) with SET (Erdős–Rényi) in the table of
+# section 6, in test examples (the `correct` column), against the larger of their two
+# min–max spreads. Store the letter in `q2_choice`: `"A"` RigL's mean is ahead by more than
+# that spread; `"B"` the two means differ by less than that spread; `"C"` SET's mean is
+# ahead by more than that spread.
+#
+# **Q3 (choice).** In the movement table of section 7, where is movement pruning's lead over
+# magnitude pruning largest (in test examples)? Store the letter in `q3_choice`: `"A"` 6
+# epochs at 90%; `"B"` 6 epochs at 97%; `"C"` 12 epochs at 90%; `"D"` 12 epochs at 97%.
+
+# %% nbgrader={"grade": false, "grade_id": "answers-results", "locked": false, "schema_version": 3, "solution": true}
+q1_rigl_vs_prune_after = None  # a number, in percentage points
+q2_choice = None               # "A", "B" or "C"
+q3_choice = None               # "A", "B", "C" or "D"
+### BEGIN SOLUTION
+q1_rigl_vs_prune_after = 100 * (summary_of("RigL (Erdos-Renyi)")[0] - summary_of(pat_best)[0])
+_rigl, _set = summary_of("RigL (Erdos-Renyi)"), summary_of("SET (Erdos-Renyi)")
+_gap = (_rigl[0] - _set[0]) * n_test
+_spread = max(_rigl[2] - _rigl[1], _set[2] - _set[1]) * n_test
+q2_choice = "A" if _gap > _spread else ("C" if _gap < -_spread else "B")
+_leads = {}
+for _letter, (_epochs, _sparsity) in zip("ABCD", [(6, 0.9), (6, 0.97), (12, 0.9), (12, 0.97)]):
+    _mov = np.mean([r["accuracy"] for r in ft_select("movement", _epochs, _sparsity)])
+    _mag = np.mean([r["accuracy"] for r in ft_select("magnitude", _epochs, _sparsity)])
+    _leads[_letter] = (_mov - _mag) * n_b
+q3_choice = max(_leads, key=_leads.get)
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "test-q1-results", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_pat = max([_m for _m in METHODS if _m.startswith("prune after")], key=lambda _m: summary_of(_m)[0])
+_want = 100 * (summary_of("RigL (Erdos-Renyi)")[0] - summary_of(_pat)[0])
+assert isinstance(q1_rigl_vs_prune_after, (int, float, np.number)) and not isinstance(q1_rigl_vs_prune_after, bool), \
+    f"q1_rigl_vs_prune_after must be a number, got {q1_rigl_vs_prune_after!r}"
+assert abs(float(q1_rigl_vs_prune_after) - _want) <= 0.3, \
+    f"q1: {q1_rigl_vs_prune_after} does not match the 'vs prune-after-training' line of RigL (Erdos-Renyi) (±0.3 points)"
+print("Q1 matches your run")
+
+# %% nbgrader={"grade": true, "grade_id": "test-q2-results", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_rigl, _set = summary_of("RigL (Erdos-Renyi)"), summary_of("SET (Erdos-Renyi)")
+_gap = (_rigl[0] - _set[0]) * n_test
+_spread = max(_rigl[2] - _rigl[1], _set[2] - _set[1]) * n_test
+_ok = {"A"} if _gap > _spread + 2 else {"C"} if _gap < -_spread - 2 else {"B"} if abs(_gap) < _spread - 2 else {"A", "B", "C"}
+assert q2_choice in ("A", "B", "C"), f"q2_choice must be 'A', 'B' or 'C', got {q2_choice!r}"
+assert q2_choice in _ok, f"q2: {q2_choice!r} does not fit your table (difference of the 'correct' column against the spreads)"
+print("Q2 fits your run")
+
+# %% nbgrader={"grade": true, "grade_id": "test-q3-results", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_leads = {}
+for _letter, (_epochs, _sparsity) in zip("ABCD", [(6, 0.9), (6, 0.97), (12, 0.9), (12, 0.97)]):
+    _mov = np.mean([_r["accuracy"] for _r in ft_runs if (_r["method"], _r["epochs"], _r["sparsity"]) == ("movement", _epochs, _sparsity)])
+    _mag = np.mean([_r["accuracy"] for _r in ft_runs if (_r["method"], _r["epochs"], _r["sparsity"]) == ("magnitude", _epochs, _sparsity)])
+    _leads[_letter] = (_mov - _mag) * n_b
+_best = max(_leads.values())
+_ok = {_l for _l, _v in _leads.items() if _v >= _best - 1}  # leads within one example of the largest count as a tie
+assert q3_choice in ("A", "B", "C", "D"), f"q3_choice must be 'A', 'B', 'C' or 'D', got {q3_choice!r}"
+assert q3_choice in _ok, f"q3: {q3_choice!r} does not fit your 'movement - magnitude' lines (in examples)"
+print("Q3 fits your run")
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q4-rigl-vs-set", "locked": false, "points": 4, "schema_version": 3, "solution": true}
+# **Q4 (written, 4 points).** RigL grows connections where the dense gradient is largest, SET
+# grows them at random. Does the gradient-based regrowth buy anything in your table of
+# section 6? Compare RigL with SET for each distribution against the seed spreads, and use
+# the `FLOPs / B` and `epochs` columns to say what RigL pays for its choice. Then say which
+# decision mattered more here, the regrowth rule or how the density is split over the
+# layers, and why.
+#
+# ### BEGIN SOLUTION
+# *Reference answer (instructor only; numbers of the reference run).* RigL is ahead of SET
+# by about 0.3 points with Erdős–Rényi (about 6 test examples) and 0.7 points with uniform
+# densities (about 15 examples), while the min–max spreads over seeds are 22 to 53
+# examples: the seeds overlap, and three seeds show no advantage of the gradient. The
+# `FLOPs / B` column shows why it does not pay here: every method stays within the budget,
+# but RigL's update steps need the dense weight gradient, $(1-d)F$ extra per sample, so at
+# the same budget it trains 34 sparse epochs where SET trains 40 (about 15% fewer); its
+# better-placed connections are bought with less training, and with small layers and an
+# update every 12 steps random growth explores enough. The split of the density matters
+# more: Erdős–Rényi beats uniform by about 1.5 to 2 points for both rules, because uniform
+# leaves the small output layer (10 x 64) with 64 weights while Erdős–Rényi keeps 37% of it
+# and takes the density from the large 64 x 128 layer. (Both beat prune-after-training by
+# 6 to 8 points: at density 0.1 the budget pays for ten times as many epochs.)
+#
+# *Rubric (4 points):* 1 point for the RigL − SET differences read against the spreads
+# (not a result with three seeds, or whatever their run shows, with numbers); 1 point for
+# the cost of the dense gradients in the FLOPs / epochs columns (fewer epochs at equal
+# budget); 1 point for a sound reason why the gradient does not (or does) pay at this
+# scale; 1 point for naming the distribution as the larger effect, with the output layer's
+# density as the reason.
+# ### END SOLUTION
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q5-movement", "locked": false, "points": 4, "schema_version": 3, "solution": true}
+# **Q5 (written, 4 points).** In the movement table of section 7, movement pruning beats
+# magnitude pruning clearly at 97% after 6 epochs of fine-tuning, but the two tie at 90%
+# after 12 epochs. Explain both from how the two rules rank the weights and from the
+# schedule (how many steps the weights have to move before and after they are judged, and
+# how many survive), quoting your numbers with their seeds.
+#
+# ### BEGIN SOLUTION
+# *Reference answer (numbers of the reference run).* Magnitude ranks by $|w|$ at the moment
+# of pruning; right after pretraining that is mostly how much a weight mattered for the old
+# task (classes 0-4). Movement ranks by $-\sum_t w\,g$, i.e. by whether the new task's
+# gradient pushes the weight away from zero. At 97% only 3% of the hidden weights survive,
+# so which ones survive decides the accuracy; with 6 epochs the schedule prunes at every
+# step up to step 32 of 48, while the weights are still close to their pretrained values,
+# so magnitude keeps the old task's weights. Movement wins by about 11.5 points (115 test
+# examples) on all three seeds, far outside the spreads of 12-21 examples. With 12 epochs
+# the ramp lasts 64 steps (pruning every 3 steps) and 32 steps follow it: the weights have
+# moved, so $|w|$ itself reflects the new task (weights pushed outward have grown), and the
+# survivors have time to adapt whichever rule chose them; at 90% enough weights survive for
+# the choice to matter little: -0.5 points (-5 examples), movement ahead on 1 of 3 seeds,
+# within the spreads of 14-15 examples, a tie. At 97% after 12 epochs movement is still
+# ahead (about 2.7 points, 3 of 3 seeds), as Sanh et al. find: movement wins at high
+# sparsity, magnitude catches up when few weights go or fine-tuning is long.
+#
+# *Rubric (4 points):* 1 point for what each rule ranks by (old task's magnitudes against
+# the new task's movement); 1 point for high sparsity making the ranking matter more; 1
+# point for the longer schedule letting magnitude reflect the new task and the survivors
+# recover; 1 point for their own numbers with seed counts or spreads (the 12-epoch, 90% gap
+# within the spread).
+# ### END SOLUTION
 
 # %% [markdown]
 # ## Summary

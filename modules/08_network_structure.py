@@ -324,7 +324,7 @@ def add_l1_subgradient(model, l1):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-add_l1_subgradient", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-add_l1_subgradient", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 _model = make_bn_mlp(seed=1, hidden=(4, 3))
 _model.layers[1].weight[...] = [0.5, -2.0, 0.0, 1.0]
 _model.layers[4].weight[...] = [-0.25, 3.0, 0.1]
@@ -417,7 +417,7 @@ def select_channels(model, prune_ratio):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-select_channels", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-select_channels", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 _model = make_bn_mlp(seed=1, hidden=(4, 3))
 _model.layers[1].weight[...] = [0.5, -2.0, 0.05, 1.0]
 _model.layers[4].weight[...] = [-0.25, 3.0, 0.1]
@@ -561,7 +561,7 @@ def shrink_bn_sequential(model, keep):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-shrink_bn_sequential", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-shrink_bn_sequential", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 _cnn = _randomise_bn(make_bn_cnn(seed=3, widths=(6, 8)), 0)
 _before = {n: p.copy() for n, p in _cnn.parameters().items()}
 _keep = {"1": [0, 2, 3, 5], "5": [1, 4, 6]}
@@ -654,7 +654,7 @@ def fold_batchnorm(layer, bn):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-fold_batchnorm", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-fold_batchnorm", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 _rng = np.random.default_rng(2)
 _lin = Linear(5, 3, seed=1)
 _lin.bias[...] = _rng.normal(size=3)
@@ -736,7 +736,7 @@ def sort_channels(model):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-sort_channels", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-sort_channels", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 _cnn = _randomise_bn(make_bn_cnn(seed=2, widths=(6, 8)), 4)
 _cnn.layers[1].weight[...] = [0.3, -1.2, 0.8, 0.05, -0.9, 1.0]
 _sorted, _orders = sort_channels(_cnn)
@@ -980,7 +980,7 @@ def dependency_groups(model, in_channels):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-dependency_groups", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-dependency_groups", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 _res = make_residual_cnn(seed=0, width=4)
 _groups = dependency_groups(_res, 1)
 assert isinstance(_groups, list) and all(isinstance(g, ChannelGroup) for g in _groups), "expected a list of ChannelGroup"
@@ -1097,7 +1097,7 @@ def shrink_groups(model, groups, keep):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-shrink_groups", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-shrink_groups", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 _res = _randomise_bn(make_residual_cnn(seed=1, width=4), 7)
 for _n, _p in _res.parameters().items():
     if _n.endswith("bias"):
@@ -1234,7 +1234,7 @@ def low_rank_linear(layer, energy=0.9):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-low_rank_linear", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-low_rank_linear", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 _rng = np.random.default_rng(0)
 _u, _ = np.linalg.qr(_rng.normal(size=(6, 6)))
 _v, _ = np.linalg.qr(_rng.normal(size=(5, 5)))
@@ -1359,7 +1359,7 @@ def distillation_loss(student_logits, teacher_logits, labels, temperature=4.0, a
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-distillation_loss", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-distillation_loss", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 _rng = np.random.default_rng(0)
 _s, _t = _rng.normal(size=(5, 4)) * 2, _rng.normal(size=(5, 4)) * 3
 _y = np.array([0, 3, 1, 1, 2])
@@ -1623,7 +1623,7 @@ def to_onnx(model, input_shape):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test-to_onnx", "locked": true, "points": 5, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test-to_onnx", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 _cnn = _randomise_bn(make_bn_cnn(seed=4, widths=(5, 7)), 9)
 _proto = to_onnx(_cnn, (1, 8, 8))
 assert type(_proto).__name__ == "ModelProto", f"expected an onnx ModelProto, got {type(_proto).__name__}"
@@ -1725,7 +1725,103 @@ for name in list(variants)[1:]:
 # Hence the advice of pruning toolkits to round channel counts to the hardware's preferred
 # multiple. These numbers come from this machine and this run; on another CPU the ratios differ,
 # which is exactly why they are measured rather than computed.
+
+# %% [markdown]
+# ## 11. Questions on your results
 #
+# Answer from what **your** notebook printed; the tests compare with your own run.
+# Questions 1 and 2 are checked automatically, 3 and 4 by your instructor.
+#
+# **Q1 (number).** In the slimming table of section 6, at prune ratio 0.75, by how many
+# **percentage points** is slimming ahead of the baseline **after fine-tuning** (mean over
+# the seeds)? Store it in `q1_slimming_gain_075` (tolerance ±0.3).
+#
+# **Q2 (choice).** In section 10, at the largest batch, which slimmed variant has the larger
+# measured speedup over dense? Store the letter in `q2_choice`: `"A"` the plain slimmed
+# network; `"B"` the slimmed network rounded to 16 channels.
+
+# %% nbgrader={"grade": false, "grade_id": "answers-results", "locked": false, "schema_version": 3, "solution": true}
+q1_slimming_gain_075 = None  # a number, in percentage points
+q2_choice = None             # "A" or "B"
+### BEGIN SOLUTION
+_base, _slim = list(METHODS)
+q1_slimming_gain_075 = slim_summary[_slim, 0.75]["fine-tuned"][0] - slim_summary[_base, 0.75]["fine-tuned"][0]
+_plain, _rounded = list(variants)[1:]
+_largest = max(DEPLOY["batches"])
+q2_choice = "A" if deploy_speedups[_largest][_plain] > deploy_speedups[_largest][_rounded] else "B"
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "test-q1-results", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_base, _slim = list(METHODS)
+_want = 100 * (np.mean([slim_rows[_slim, 0.75, _s]["fine-tuned"] for _s in SEEDS])
+               - np.mean([slim_rows[_base, 0.75, _s]["fine-tuned"] for _s in SEEDS]))
+assert isinstance(q1_slimming_gain_075, (int, float, np.number)) and not isinstance(q1_slimming_gain_075, bool), \
+    f"q1_slimming_gain_075 must be a number, got {q1_slimming_gain_075!r}"
+assert abs(float(q1_slimming_gain_075) - _want) <= 0.3, \
+    f"q1: {q1_slimming_gain_075} does not match the fine-tuned means at ratio 0.75 in your table (tolerance ±0.3 points)"
+print("Q1 matches your run")
+
+# %% nbgrader={"grade": true, "grade_id": "test-q2-results", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_plain, _rounded = list(variants)[1:]
+_speed = deploy_speedups[max(DEPLOY["batches"])]
+_ratio = _speed[_plain] / _speed[_rounded]
+_ok = {"A"} if _ratio > 1.02 else {"B"} if _ratio < 1 / 1.02 else {"A", "B"}  # within 2%: either reading is fair
+assert q2_choice in ("A", "B"), f"q2_choice must be 'A' or 'B', got {q2_choice!r}"
+assert q2_choice in _ok, f"q2: {q2_choice!r} does not fit the measured speedups printed in section 10 (largest batch)"
+print("Q2 fits your run")
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q3-slimming", "locked": false, "points": 3, "schema_version": 3, "solution": true}
+# **Q3 (written, 3 points).** In your slimming table the penalty makes the *dense* network
+# worse, yet the pruned network better. Explain both. Then compare the gap before and after
+# fine-tuning at the two prune ratios: where is slimming's advantage a result (against the
+# spreads over seeds), where does fine-tuning erase it, and why?
+#
+# ### BEGIN SOLUTION
+# *Reference answer (instructor only; numbers of the reference run).* The L1 penalty pulls
+# the BatchNorm scales to zero, so part of the network's capacity and of the training budget
+# goes into making channels unused: the dense slimming network reaches 54.3% against 58.2%
+# for the baseline (std 0.7 to 1.1, three seeds). In return the information sits in fewer
+# channels, and the channels with small $|\gamma|$ carry almost nothing, so removing them costs
+# little: before fine-tuning slimming is ahead by about 10 points at ratio 0.5 (45.8% against
+# 35.2%) and 7 points at 0.75, on 3 of 3 seeds, well beyond the stds of 1.5 to 3.9. Two
+# epochs of fine-tuning let the baseline recover most of what it lost when enough channels
+# remain (ratio 0.5, 65/31 channels): 57.0% against 55.8%, about one point with stds of
+# 0.7 to 0.9, weak evidence. At ratio 0.75 (34/14 channels) the baseline has lost too much
+# for two epochs to repair: 49.7% against 41.8%, about 8 points with stds of 1.3 to 2.4, a
+# result.
+#
+# *Rubric (3 points):* 1 point for the dense cost of the penalty (capacity and budget spent
+# on sparsity); 1 point for why the pruned network is better before fine-tuning (small
+# scales carry little); 1 point for the before/after comparison at both ratios read against
+# their spreads with their own numbers.
+# ### END SOLUTION
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q4-small-mlps", "locked": false, "points": 3, "schema_version": 3, "solution": true}
+# **Q4 (written, 3 points).** This notebook made small MNIST-1D networks three ways: slimming
+# at ratio 0.75 and fine-tuning (section 6), a truncated SVD without retraining (section 8,
+# the smallest factorised network) and a distilled student (section 9). Using your numbers,
+# which gives the most accuracy for its parameters? Then say why this comparison is not
+# fair as it stands, and what you would change to make it one.
+#
+# ### BEGIN SOLUTION
+# *Reference answer.* In the reference run: the distilled student reaches 50.7 ± 1.5% with
+# 826 parameters; slimming at 0.75 reaches 49.7 ± 2.4% with about 2140 parameters; the SVD
+# at energy 0.5 keeps 4793 parameters and reaches 35.0% (one seed). Per parameter the
+# student wins, slimming is close in accuracy at 2.6 times the size, and low rank without
+# retraining is far behind. Not fair: the budgets differ (the student trains 12 epochs
+# against a teacher that itself took 10; slimming trains 10 epochs plus 2 of fine-tuning;
+# the factorised network is not retrained at all), the sizes differ, low rank is measured
+# on one seed, and the architectures differ (BatchNorm or not). A fair comparison fixes the
+# parameter count (or FLOPs), gives every method the same total epochs, counting the
+# teacher's, fine-tunes the factorised network too, and reports three seeds with spreads
+# and paired differences.
+#
+# *Rubric (3 points):* 1 point for the three accuracies with their sizes read correctly;
+# 1 point for at least two sources of unfairness (budget, size, seeds, no retraining,
+# teacher cost); 1 point for a concrete fair protocol.
+# ### END SOLUTION
+
+# %% [markdown]
 # ## Summary
 #
 # * **Network Slimming** adds $\lambda\,\mathrm{sign}(\gamma)$ to the BatchNorm scales' gradients; a
