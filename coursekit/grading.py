@@ -208,16 +208,6 @@ def autograde(course: Course, assignment: str, students: list[str] | None = None
         POOL.warm_up(files, grader.sandbox, min(slots, len(todo)))
 
     prepared, spent = {}, {}
-    for student in list(todo):
-        try:
-            started = time.perf_counter()
-            nb = grader.prepare(assignment, student)
-            prepared[student] = (instrument(nb, due), signature(nb))
-            spent[student] = time.perf_counter() - started
-        except Exception as exc:
-            outcomes[student] = Outcome(student, "failed", None, None, 0.0, f"prepare: {type(exc).__name__}: {exc}"[:200])
-            todo.remove(student)
-
     queued = [len(todo)]
     queued_lock = threading.Lock()
 
@@ -237,13 +227,25 @@ def autograde(course: Course, assignment: str, students: list[str] | None = None
 
     bar = _progress(len(todo), progress)
     pool = ThreadPoolExecutor(max_workers=slots)
+    futures = {}
     try:
-        futures = [pool.submit(execute, s) for s in todo]
+        for student in todo:  # each job starts as soon as its notebook is prepared
+            try:
+                started = time.perf_counter()
+                nb = grader.prepare(assignment, student)
+                prepared[student] = (instrument(nb, due), signature(nb))
+                spent[student] = time.perf_counter() - started
+            except Exception as exc:
+                outcomes[student] = Outcome(student, "failed", None, None, 0.0,
+                                            f"prepare: {type(exc).__name__}: {exc}"[:200])
+                bar.update(outcomes[student])
+                continue
+            futures[pool.submit(execute, student)] = student
         for future in as_completed(futures):
             try:
                 student, ran, seconds, retries = future.result()
             except CourseError as err:  # the cluster could not run it: a row, not a stop
-                student = todo[futures.index(future)]
+                student = futures[future]
                 outcomes[student] = Outcome(student, "failed", None, None, 0.0, str(err)[:200])
                 bar.update(outcomes[student])
                 continue
