@@ -150,20 +150,20 @@ def polynomial_sparsity(step, initial_sparsity=0.0, final_sparsity=0.9, begin_st
 
 # %% nbgrader={"grade": true, "grade_id": "test-polynomial-sparsity", "locked": true, "points": 6, "schema_version": 3, "solution": false}
 # the schedule against the formula at chosen steps
-for step, expected in [(0, 0.0), (25, 0.9 - 0.9 * 0.75 ** 3), (50, 0.9 - 0.9 * 0.5 ** 3), (100, 0.9)]:
-    got = polynomial_sparsity(step, 0.0, 0.9, begin_step=0, end_step=100)
-    assert isinstance(got, float), f"expected a Python float, got {type(got).__name__}"
-    assert abs(got - expected) < 1e-12, f"step {step}: expected {expected:.6f}, got {got:.6f}"
+for _step, _expected in [(0, 0.0), (25, 0.9 - 0.9 * 0.75 ** 3), (50, 0.9 - 0.9 * 0.5 ** 3), (100, 0.9)]:
+    _got = polynomial_sparsity(_step, 0.0, 0.9, begin_step=0, end_step=100)
+    assert isinstance(_got, float), f"expected a Python float, got {type(_got).__name__}"
+    assert abs(_got - _expected) < 1e-12, f"step {_step}: expected {_expected:.6f}, got {_got:.6f}"
 # clamped before begin and after end, with a nonzero initial sparsity
-got = polynomial_sparsity(5, 0.2, 0.8, begin_step=10, end_step=30)
-assert abs(got - 0.2) < 1e-12, f"before begin_step the schedule should answer s_i = 0.2, got {got}"
-got = polynomial_sparsity(500, 0.2, 0.8, begin_step=10, end_step=30)
-assert abs(got - 0.8) < 1e-12, f"after end_step the schedule should answer s_f = 0.8, got {got}"
-got = polynomial_sparsity(20, 0.2, 0.8, begin_step=10, end_step=30, power=1)
-assert abs(got - 0.5) < 1e-12, f"power=1 halfway from 0.2 to 0.8 should give 0.5, got {got}"
+_got = polynomial_sparsity(5, 0.2, 0.8, begin_step=10, end_step=30)
+assert abs(_got - 0.2) < 1e-12, f"before begin_step the schedule should answer s_i = 0.2, got {_got}"
+_got = polynomial_sparsity(500, 0.2, 0.8, begin_step=10, end_step=30)
+assert abs(_got - 0.8) < 1e-12, f"after end_step the schedule should answer s_f = 0.8, got {_got}"
+_got = polynomial_sparsity(20, 0.2, 0.8, begin_step=10, end_step=30, power=1)
+assert abs(_got - 0.5) < 1e-12, f"power=1 halfway from 0.2 to 0.8 should give 0.5, got {_got}"
 # monotone non-decreasing
-values = [polynomial_sparsity(t, 0.0, 0.95, 3, 47) for t in range(60)]
-assert all(b >= a for a, b in zip(values, values[1:])), f"schedule must never decrease, got {values}"
+_values = [polynomial_sparsity(t, 0.0, 0.95, 3, 47) for t in range(60)]
+assert all(b >= a for a, b in zip(_values, _values[1:])), f"schedule must never decrease, got {_values}"
 ### BEGIN HIDDEN TESTS
 # begin == end: one-shot
 assert polynomial_sparsity(9, 0.0, 0.7, 10, 10) == 0.0, "before a one-shot step the sparsity is s_i"
@@ -328,64 +328,64 @@ class GradualPruner:
         ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "test-gradual-schedule", "locked": true, "points": 7, "schema_version": 3, "solution": false}
-pruner = GradualPruner(final_sparsity=0.8, begin_step=10, end_step=45, frequency=10)
-got = [t for t in range(60) if pruner.should_prune(t)]
-assert got == [10, 20, 30, 40, 45], f"expected pruning at steps [10, 20, 30, 40, 45], got {got}"
-prune_now, sparsity = pruner(20)
-assert prune_now is True or prune_now == True, f"pruner(20) should say prune, got {prune_now}"
-expected = 0.8 - 0.8 * (1 - 10 / 35) ** 3
-assert abs(sparsity - expected) < 1e-12, f"pruner(20) sparsity: expected {expected:.6f}, got {sparsity:.6f}"
-assert pruner(21)[0] == False, "no pruning between scheduled steps"
-assert abs(pruner.sparsity_at(100) - 0.8) < 1e-12, f"after end_step: expected 0.8, got {pruner.sparsity_at(100)}"
+_pruner = GradualPruner(final_sparsity=0.8, begin_step=10, end_step=45, frequency=10)
+_got = [t for t in range(60) if _pruner.should_prune(t)]
+assert _got == [10, 20, 30, 40, 45], f"expected pruning at steps [10, 20, 30, 40, 45], got {_got}"
+_prune_now, _sparsity = _pruner(20)
+assert _prune_now is True or _prune_now == True, f"pruner(20) should say prune, got {_prune_now}"
+_expected = 0.8 - 0.8 * (1 - 10 / 35) ** 3
+assert abs(_sparsity - _expected) < 1e-12, f"pruner(20) sparsity: expected {_expected:.6f}, got {_sparsity:.6f}"
+assert _pruner(21)[0] == False, "no pruning between scheduled steps"
+assert abs(_pruner.sparsity_at(100) - 0.8) < 1e-12, f"after end_step: expected 0.8, got {_pruner.sparsity_at(100)}"
 ### BEGIN HIDDEN TESTS
-one_shot = GradualPruner(final_sparsity=0.5, begin_step=7, end_step=7, frequency=3)
-assert [t for t in range(20) if one_shot.should_prune(t)] == [7], "begin == end prunes exactly once"
-every = GradualPruner(final_sparsity=0.5, begin_step=0, end_step=4, frequency=1)
-assert [t for t in range(8) if every.should_prune(t)] == [0, 1, 2, 3, 4], "frequency 1 prunes every step in range"
+_one_shot = GradualPruner(final_sparsity=0.5, begin_step=7, end_step=7, frequency=3)
+assert [t for t in range(20) if _one_shot.should_prune(t)] == [7], "begin == end prunes exactly once"
+_every = GradualPruner(final_sparsity=0.5, begin_step=0, end_step=4, frequency=1)
+assert [t for t in range(8) if _every.should_prune(t)] == [0, 1, 2, 3, 4], "frequency 1 prunes every step in range"
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-gradual-training", "locked": true, "points": 7, "schema_version": 3, "solution": false}
 # Simulate training: every "optimizer step" perturbs all weights, then the hook runs.
-net = Sequential(Linear(12, 16, seed=0), ReLU(), Linear(16, 6, seed=1))
-pruner = GradualPruner(final_sparsity=0.75, begin_step=2, end_step=12, frequency=4)
-rng = np.random.default_rng(0)
-names = ["0.weight", "2.weight"]
-n_weights = sum(net.parameters()[n].size for n in names)
-previous = {n: np.ones_like(net.parameters()[n]) for n in names}
-for step in range(20):
-    for p in net.parameters().values():
-        p += rng.normal(0, 0.05, p.shape).astype(p.dtype)
-    pruner.after_step(net)
-    last_event = max([t for t in [2, 6, 10, 12] if t <= step], default=None)
-    expected_sparsity = 0.0 if last_event is None else pruner.sparsity_at(last_event)
-    zeros = sum(int(np.sum(net.parameters()[n] == 0)) for n in names)
-    assert zeros == round(expected_sparsity * n_weights), \
-        f"after step {step}: expected {round(expected_sparsity * n_weights)} zero weights, got {zeros}"
-    if pruner.masks:
-        for n in names:
-            assert np.all(net.parameters()[n][pruner.masks[n] == 0] == 0), f"step {step}: pruned weights of {n} must stay zero"
-            assert np.all(pruner.masks[n] <= previous[n]), f"step {step}: a pruned weight of {n} came back"
-            previous[n] = pruner.masks[n].copy()
-assert [t for t, _ in pruner.history] == [2, 6, 10, 12], f"expected pruning events at [2, 6, 10, 12], got {pruner.history}"
-assert pruner.step == 20, f"after 20 hook calls pruner.step should be 20, got {pruner.step}"
-assert abs(pruner.current_sparsity - 0.75) < 1e-12, f"final sparsity: expected 0.75, got {pruner.current_sparsity}"
-assert np.all(net.parameters()["0.bias"] != 0), "biases are not pruned by default"
+_net = Sequential(Linear(12, 16, seed=0), ReLU(), Linear(16, 6, seed=1))
+_pruner = GradualPruner(final_sparsity=0.75, begin_step=2, end_step=12, frequency=4)
+_rng = np.random.default_rng(0)
+_names = ["0.weight", "2.weight"]
+_n_weights = sum(_net.parameters()[n].size for n in _names)
+_previous = {n: np.ones_like(_net.parameters()[n]) for n in _names}
+for _step in range(20):
+    for _p in _net.parameters().values():
+        _p += _rng.normal(0, 0.05, _p.shape).astype(_p.dtype)
+    _pruner.after_step(_net)
+    _last_event = max([t for t in [2, 6, 10, 12] if t <= _step], default=None)
+    _expected_sparsity = 0.0 if _last_event is None else _pruner.sparsity_at(_last_event)
+    _zeros = sum(int(np.sum(_net.parameters()[n] == 0)) for n in _names)
+    assert _zeros == round(_expected_sparsity * _n_weights), \
+        f"after step {_step}: expected {round(_expected_sparsity * _n_weights)} zero weights, got {_zeros}"
+    if _pruner.masks:
+        for _n in _names:
+            assert np.all(_net.parameters()[_n][_pruner.masks[_n] == 0] == 0), f"step {_step}: pruned weights of {_n} must stay zero"
+            assert np.all(_pruner.masks[_n] <= _previous[_n]), f"step {_step}: a pruned weight of {_n} came back"
+            _previous[_n] = _pruner.masks[_n].copy()
+assert [t for t, _ in _pruner.history] == [2, 6, 10, 12], f"expected pruning events at [2, 6, 10, 12], got {_pruner.history}"
+assert _pruner.step == 20, f"after 20 hook calls pruner.step should be 20, got {_pruner.step}"
+assert abs(_pruner.current_sparsity - 0.75) < 1e-12, f"final sparsity: expected 0.75, got {_pruner.current_sparsity}"
+assert np.all(_net.parameters()["0.bias"] != 0), "biases are not pruned by default"
 ### BEGIN HIDDEN TESTS
 # local scope: every layer at exactly the scheduled sparsity
-net = Sequential(Linear(10, 8, seed=3), ReLU(), Linear(8, 4, seed=4))
-local = GradualPruner(final_sparsity=0.5, begin_step=0, end_step=0, frequency=1, scope="local")
-local.after_step(net)
-for n in ["0.weight", "2.weight"]:
-    w = net.parameters()[n]
-    assert int(np.sum(w == 0)) == round(0.5 * w.size), f"local scope: {n} should be exactly half zero"
+_net = Sequential(Linear(10, 8, seed=3), ReLU(), Linear(8, 4, seed=4))
+_local = GradualPruner(final_sparsity=0.5, begin_step=0, end_step=0, frequency=1, scope="local")
+_local.after_step(_net)
+for _n in ["0.weight", "2.weight"]:
+    _w = _net.parameters()[_n]
+    assert int(np.sum(_w == 0)) == round(0.5 * _w.size), f"local scope: {_n} should be exactly half zero"
 # a callable scope is used as given; explicit names restrict pruning
-calls = []
-def keep_all(weights, sparsity):
-    calls.append((sorted(weights), sparsity))
+_calls = []
+def _keep_all(weights, sparsity):
+    _calls.append((sorted(weights), sparsity))
     return {n: np.ones_like(w) for n, w in weights.items()}
-custom = GradualPruner(final_sparsity=0.3, begin_step=0, end_step=0, frequency=1, scope=keep_all, names=["2.weight"])
-custom.update(net, 0)
-assert calls == [(["2.weight"], 0.3)], f"callable scope should be called once with ['2.weight'] at 0.3, got {calls}"
+_custom = GradualPruner(final_sparsity=0.3, begin_step=0, end_step=0, frequency=1, scope=_keep_all, names=["2.weight"])
+_custom.update(_net, 0)
+assert _calls == [(["2.weight"], 0.3)], f"callable scope should be called once with ['2.weight'] at 0.3, got {_calls}"
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-gradual-pruner-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
@@ -482,37 +482,37 @@ def prune_survivors(weights, masks=None, rate=0.2, scope="global"):
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "test-prune-survivors", "locked": true, "points": 6, "schema_version": 3, "solution": false}
-w = {"a": np.array([[1.0, -5.0], [3.0, 0.5]], dtype=np.float32), "b": np.array([[2.0, 4.0]], dtype=np.float32)}
-m1 = prune_survivors(w, None, rate=0.5, scope="global")
-assert sorted(m1) == ["a", "b"], f"expected masks for ['a', 'b'], got {sorted(m1)}"
-assert m1["a"].dtype == np.float32, f"masks should be float32, got {m1['a'].dtype}"
-assert np.array_equal(m1["a"], [[0, 1], [1, 0]]) and np.array_equal(m1["b"], [[0, 1]]), \
-    f"global 50% should drop 0.5, 1 and 2; got a={m1['a'].tolist()} b={m1['b'].tolist()}"
+_w = {"a": np.array([[1.0, -5.0], [3.0, 0.5]], dtype=np.float32), "b": np.array([[2.0, 4.0]], dtype=np.float32)}
+_m1 = prune_survivors(_w, None, rate=0.5, scope="global")
+assert sorted(_m1) == ["a", "b"], f"expected masks for ['a', 'b'], got {sorted(_m1)}"
+assert _m1["a"].dtype == np.float32, f"masks should be float32, got {_m1['a'].dtype}"
+assert np.array_equal(_m1["a"], [[0, 1], [1, 0]]) and np.array_equal(_m1["b"], [[0, 1]]), \
+    f"global 50% should drop 0.5, 1 and 2; got a={_m1['a'].tolist()} b={_m1['b'].tolist()}"
 # the next round prunes a third of the 3 survivors: the 3.0
-m2 = prune_survivors(w, m1, rate=1 / 3, scope="global")
-assert np.array_equal(m2["a"], [[0, 1], [0, 0]]) and np.array_equal(m2["b"], [[0, 1]]), \
-    f"second round should also drop 3.0; got a={m2['a'].tolist()} b={m2['b'].tolist()}"
+_m2 = prune_survivors(_w, _m1, rate=1 / 3, scope="global")
+assert np.array_equal(_m2["a"], [[0, 1], [0, 0]]) and np.array_equal(_m2["b"], [[0, 1]]), \
+    f"second round should also drop 3.0; got a={_m2['a'].tolist()} b={_m2['b'].tolist()}"
 # pruned stays pruned even when the weight is large
-big = {"a": np.array([10.0, 1.0, 2.0, 3.0], dtype=np.float32)}
-m = prune_survivors(big, {"a": np.array([0, 1, 1, 1], dtype=np.float32)}, rate=1 / 3)
-assert np.array_equal(m["a"], [0, 0, 1, 1]), f"expected [0, 0, 1, 1], got {m['a'].tolist()}"
+_big = {"a": np.array([10.0, 1.0, 2.0, 3.0], dtype=np.float32)}
+_m = prune_survivors(_big, {"a": np.array([0, 1, 1, 1], dtype=np.float32)}, rate=1 / 3)
+assert np.array_equal(_m["a"], [0, 0, 1, 1]), f"expected [0, 0, 1, 1], got {_m['a'].tolist()}"
 # local scope: each layer loses half of its own survivors
-ml = prune_survivors(w, None, rate=0.5, scope="local")
-assert np.array_equal(ml["a"], [[0, 1], [1, 0]]) and np.array_equal(ml["b"], [[0, 1]]), \
-    f"local 50%: got a={ml['a'].tolist()} b={ml['b'].tolist()}"
-assert np.array_equal(w["a"], [[1.0, -5.0], [3.0, 0.5]]), "prune_survivors must not modify the weights"
+_ml = prune_survivors(_w, None, rate=0.5, scope="local")
+assert np.array_equal(_ml["a"], [[0, 1], [1, 0]]) and np.array_equal(_ml["b"], [[0, 1]]), \
+    f"local 50%: got a={_ml['a'].tolist()} b={_ml['b'].tolist()}"
+assert np.array_equal(_w["a"], [[1.0, -5.0], [3.0, 0.5]]), "prune_survivors must not modify the weights"
 ### BEGIN HIDDEN TESTS
 # exact counts with ties, over many rounds
-tied = {"x": np.ones((10, 10), dtype=np.float32), "y": np.zeros(30, dtype=np.float32) + 1.0}
-masks = None
-alive = 130
+_tied = {"x": np.ones((10, 10), dtype=np.float32), "y": np.zeros(30, dtype=np.float32) + 1.0}
+_masks = None
+_alive = 130
 for _ in range(4):
-    masks = prune_survivors(tied, masks, rate=0.3)
-    alive -= round(0.3 * alive)
-    got = int(sum(m.sum() for m in masks.values()))
-    assert got == alive, f"with ties, expected exactly {alive} survivors, got {got}"
-assert int(sum(m.sum() for m in prune_survivors(tied, None, rate=0.0).values())) == 130, "rate 0 prunes nothing"
-assert int(sum(m.sum() for m in prune_survivors(tied, None, rate=1.0).values())) == 0, "rate 1 prunes everything"
+    _masks = prune_survivors(_tied, _masks, rate=0.3)
+    _alive -= round(0.3 * _alive)
+    _got = int(sum(m.sum() for m in _masks.values()))
+    assert _got == _alive, f"with ties, expected exactly {_alive} survivors, got {_got}"
+assert int(sum(m.sum() for m in prune_survivors(_tied, None, rate=0.0).values())) == 130, "rate 0 prunes nothing"
+assert int(sum(m.sum() for m in prune_survivors(_tied, None, rate=1.0).values())) == 0, "rate 1 prunes everything"
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-prune-survivors-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
@@ -610,56 +610,56 @@ def iterative_magnitude_pruning(model, train_fn, eval_fn, rounds=5, rate=0.2, re
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "test-imp", "locked": true, "points": 6, "schema_version": 3, "solution": false}
-net = Sequential(Linear(8, 10, seed=0), ReLU(), Linear(10, 4, seed=1))
-theta0 = net.state_dict()
-seen = []  # weights at the start of each round's training
+_net = Sequential(Linear(8, 10, seed=0), ReLU(), Linear(10, 4, seed=1))
+_theta0 = _net.state_dict()
+_seen = []  # weights at the start of each round's training
 
 
-def fake_train(model, masks):
+def _fake_train(model, masks):
     """Stands in for training: remember the start, then move every parameter."""
-    seen.append({k: v.copy() for k, v in model.state_dict().items()})
-    rng = np.random.default_rng(len(seen))
+    _seen.append({k: v.copy() for k, v in model.state_dict().items()})
+    rng = np.random.default_rng(len(_seen))
     for p in model.parameters().values():
         p += rng.normal(0, 0.3, p.shape).astype(p.dtype)
 
 
-def fake_eval(model):
+def _fake_eval(model):
     return float(sum(np.abs(model.parameters()[n]).sum() for n in ["0.weight", "2.weight"]))
 
 
-res = iterative_magnitude_pruning(net, fake_train, fake_eval, rounds=3, rate=0.5, rewind_state=theta0)
-assert set(res) >= {"remaining", "accuracy", "masks"}, f"result keys: got {sorted(res)}"
-assert len(res["accuracy"]) == 4 and len(res["masks"]) == 4, f"3 rounds -> 4 entries, got {len(res['accuracy'])}"
-total = 8 * 10 + 10 * 4
-alive = total
-for r, frac in enumerate(res["remaining"]):
-    assert abs(frac - alive / total) < 1e-9, f"round {r}: expected remaining {alive / total:.4f}, got {frac:.4f}"
-    alive -= round(0.5 * alive)
-for r in range(1, 4):
-    for n in ["0.weight", "2.weight"]:
-        assert np.all(res["masks"][r][n] <= res["masks"][r - 1][n]), f"round {r}: masks must be nested"
-        assert np.allclose(seen[r][n], theta0[n] * res["masks"][r][n]), f"round {r}: {n} should be rewound to theta0 * mask"
-    assert np.allclose(seen[r]["0.bias"], theta0["0.bias"]), f"round {r}: biases rewind to theta0 too"
-final = net.parameters()["0.weight"]
-assert np.all(final[res["masks"][-1]["0.weight"] == 0] == 0), "pruned weights must be zero after the last round"
-assert abs(res["accuracy"][-1] - fake_eval(net)) < 1e-6, "the last accuracy is eval_fn of the final model"
+_res = iterative_magnitude_pruning(_net, _fake_train, _fake_eval, rounds=3, rate=0.5, rewind_state=_theta0)
+assert set(_res) >= {"remaining", "accuracy", "masks"}, f"result keys: got {sorted(_res)}"
+assert len(_res["accuracy"]) == 4 and len(_res["masks"]) == 4, f"3 rounds -> 4 entries, got {len(_res['accuracy'])}"
+_total = 8 * 10 + 10 * 4
+_alive = _total
+for _r, _frac in enumerate(_res["remaining"]):
+    assert abs(_frac - _alive / _total) < 1e-9, f"round {_r}: expected remaining {_alive / _total:.4f}, got {_frac:.4f}"
+    _alive -= round(0.5 * _alive)
+for _r in range(1, 4):
+    for _n in ["0.weight", "2.weight"]:
+        assert np.all(_res["masks"][_r][_n] <= _res["masks"][_r - 1][_n]), f"round {_r}: masks must be nested"
+        assert np.allclose(_seen[_r][_n], _theta0[_n] * _res["masks"][_r][_n]), f"round {_r}: {_n} should be rewound to theta0 * mask"
+    assert np.allclose(_seen[_r]["0.bias"], _theta0["0.bias"]), f"round {_r}: biases rewind to theta0 too"
+_final = _net.parameters()["0.weight"]
+assert np.all(_final[_res["masks"][-1]["0.weight"] == 0] == 0), "pruned weights must be zero after the last round"
+assert abs(_res["accuracy"][-1] - _fake_eval(_net)) < 1e-6, "the last accuracy is eval_fn of the final model"
 # rewind_weights on its own
-net2 = Sequential(Linear(8, 10, seed=5), ReLU(), Linear(10, 4, seed=6))
-out = rewind_weights(net2, theta0, res["masks"][2])
-assert np.array_equal(net2.parameters()["2.weight"], theta0["2.weight"] * res["masks"][2]["2.weight"]), \
+_net2 = Sequential(Linear(8, 10, seed=5), ReLU(), Linear(10, 4, seed=6))
+_out = rewind_weights(_net2, _theta0, _res["masks"][2])
+assert np.array_equal(_net2.parameters()["2.weight"], _theta0["2.weight"] * _res["masks"][2]["2.weight"]), \
     "rewind_weights: parameters should equal state * mask"
 ### BEGIN HIDDEN TESTS
 # no rewinding: each round starts from the previous round's trained (and newly masked) weights
-seen.clear()
-net3 = Sequential(Linear(8, 10, seed=0), ReLU(), Linear(10, 4, seed=1))
-res3 = iterative_magnitude_pruning(net3, fake_train, fake_eval, rounds=2, rate=0.25, rewind_state=None, scope="local")
-assert len(res3["remaining"]) == 3, "2 rounds -> 3 entries"
-assert not np.allclose(seen[1]["0.weight"], theta0["0.weight"] * res3["masks"][1]["0.weight"]), \
+_seen.clear()
+_net3 = Sequential(Linear(8, 10, seed=0), ReLU(), Linear(10, 4, seed=1))
+_res3 = iterative_magnitude_pruning(_net3, _fake_train, _fake_eval, rounds=2, rate=0.25, rewind_state=None, scope="local")
+assert len(_res3["remaining"]) == 3, "2 rounds -> 3 entries"
+assert not np.allclose(_seen[1]["0.weight"], _theta0["0.weight"] * _res3["masks"][1]["0.weight"]), \
     "without rewind_state the weights must not go back to theta0"
-for n, size in [("0.weight", 80), ("2.weight", 40)]:
-    assert int(res3["masks"][1][n].sum()) == size - round(0.25 * size), f"local scope: {n} loses 25% of its own"
-res0 = iterative_magnitude_pruning(Sequential(Linear(4, 3, seed=0)), lambda m, k: None, lambda m: 1.0, rounds=0)
-assert res0["remaining"] == [1.0], "0 rounds is one dense training"
+for _n, _size in [("0.weight", 80), ("2.weight", 40)]:
+    assert int(_res3["masks"][1][_n].sum()) == _size - round(0.25 * _size), f"local scope: {_n} loses 25% of its own"
+_res0 = iterative_magnitude_pruning(Sequential(Linear(4, 3, seed=0)), lambda m, k: None, lambda m: 1.0, rounds=0)
+assert _res0["remaining"] == [1.0], "0 rounds is one dense training"
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test-imp-bad-input", "locked": true, "points": 1, "schema_version": 3, "solution": false}
