@@ -4,8 +4,11 @@ of 2 worker processes, in one run (ratios side by side; this machine is noisy).
     .venv/bin/python benchmarks/bench_grading.py [--n 24] [--module 01]
 
 Prints submissions per minute, speedup over serial, and the seconds each submission costs
-beyond its notebook's own cell execution (kernel start in the sandbox, instrumenting,
-nbgrader's restore and scoring), then the arithmetic for 3,500 submissions.
+beyond its notebook's own cell execution (what is left of the sandboxed kernel's start once
+warm kernels start ahead, instrumenting, nbgrader's restore and scoring where they do not
+overlap a running job), then the arithmetic for 3,500 submissions. Serial grading already
+overlaps the coordinator's scoring with the next job, so the speedup of --jobs 2 on two
+cores is bounded by the CPU time both runs share.
 """
 from __future__ import annotations
 
