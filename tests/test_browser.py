@@ -9,11 +9,9 @@ Screenshots of every step are kept under test-artifacts/browser/.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +25,7 @@ from playwright.sync_api import expect, sync_playwright
 from coursekit.build import build
 from coursekit.notebooks import exercise_points, source_to_notebook
 from coursekit.package import write_kit
-from conftest import REPO, copy_inputs
+from conftest import REPO, copy_inputs, jupyter_server
 
 MODULE = "00_foundations"
 EXERCISE = "accuracy"          # the exercise the student fills in
@@ -35,12 +33,6 @@ EXERCISE = "accuracy"          # the exercise the student fills in
 EXERCISE_POINTS = dict(exercise_points(source_to_notebook(REPO / "modules" / f"{MODULE}.py", MODULE)))[EXERCISE]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 TOKEN = "student-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _nbgrader(course, *args, cwd=None, env=None):
@@ -79,34 +71,13 @@ def scene(tmp_path_factory):
     student_env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "MPLBACKEND")}
     student_env.update(HOME=str(home), JUPYTER_CONFIG_DIR=str(home / ".jupyter"), JUPYTER_CONFIG_PATH=str(etc),
                        JUPYTER_DATA_DIR=str(home / ".local/share/jupyter"), JUPYTER_RUNTIME_DIR=str(home / ".run"))
-    port = _free_port()
-    log = open(root / "jupyter.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={home}", "--LabApp.news_url=",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
-        + (["--allow-root"] if os.geteuid() == 0 else []),
-        cwd=home, env=student_env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
-            break
-        except OSError:
-            assert server.poll() is None, (root / "jupyter.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "JupyterLab did not start in 60 s"
-            time.sleep(0.5)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for old in ARTIFACTS.glob("*.png"):
         old.unlink()
-    yield dict(course=course, env=env, home=home, url=url, root=root)
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    with jupyter_server("lab", [f"--ServerApp.root_dir={home}", "--LabApp.news_url=",
+                                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+                        home, student_env, root / "jupyter.log", "/api/status", TOKEN) as url:
+        yield dict(course=course, env=env, home=home, url=url, root=root)
 
 
 def _shot(page, name: str) -> None:

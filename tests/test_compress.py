@@ -14,7 +14,7 @@ from tinytorch.compress import (ModelCompressor, allocate_sparsities, deployment
                                 profile_memory, run_layers, save_compressed, sensitivity_scan, size_report,
                                 sparse_layers, validate_accuracy)
 from tinytorch.data import load_digits_split
-from tinytorch.nn import Linear, ReLU, Sequential, evaluate, make_cnn, make_mlp, predict, train
+from tinytorch.nn import evaluate, make_cnn, make_mlp, predict, train
 from tinytorch.prune import magnitude_mask
 from tinytorch.sparse import CSRMatrix
 

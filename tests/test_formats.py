@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinytorch.kernels as tk
-from tinytorch.formats import (BSRMatrix, FormatKernels, NMPacked, bsr_from_csr, bsr_from_dense, csr_bytes,
+from tinytorch.formats import (BSRMatrix, FormatKernels, bsr_from_csr, bsr_from_dense, csr_bytes,
                                device_block_width, nm_bits, pack_nm, random_block_sparse)
 from tinytorch.kernels import SparseKernels, random_csr
 from tinytorch.sparse import csr_from_dense

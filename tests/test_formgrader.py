@@ -8,22 +8,17 @@ written answer, with the PUT of the grading page, reaches the gradebook and `nbg
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-import os
 import re
 import secrets
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from conftest import copy_inputs
+from conftest import copy_inputs, jupyter_server, postgres_gradebook
 from coursekit.build import build
 from coursekit.config import db_url
 from coursekit.demo import add_student
@@ -32,34 +27,19 @@ from coursekit.grading import autograde, grades
 MODULE = "00_foundations"
 STUDENTS = {"fg-reference": "reference", "fg-untouched": "untouched"}
 TOKEN = "formgrader-" + secrets.token_hex(8)
-# the role scripts/setup.sh creates on the PostgreSQL server it starts
-PG_SERVER = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://coursekit:coursekit@127.0.0.1:5432")
 # the submission fields Formgrader shows, as the gradebook computes them
 SCORE_FIELDS = ("score", "max_score", "code_score", "max_code_score", "written_score", "max_written_score",
                 "needs_manual_grade")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def graded(request, tmp_path_factory):
     """A scratch course with module 00 built and two submissions autograded into the gradebook
     that nbgrader_config.py names: the default SQLite file, or a fresh PostgreSQL database."""
-    admin = name = None
     course = copy_inputs(tmp_path_factory.mktemp(f"fg-{request.param}"))
-    if request.param == "postgresql":
-        import sqlalchemy
-        name = f"cg_fg_{secrets.token_hex(4)}"
-        admin = sqlalchemy.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-        config = course.grading_dir / "nbgrader_config.py"
-        config.write_text(config.read_text() + f'\nc.CourseDirectory.db_url = "{PG_SERVER}/{name}"\n')
-    try:
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgresql":
+            stack.enter_context(postgres_gradebook(course, "cg_fg"))
         url = db_url(course)
         assert url.startswith(request.param), f"gradebook URL: expected a {request.param} URL, got {url!r}"
         build(course, [MODULE])
@@ -69,12 +49,6 @@ def graded(request, tmp_path_factory):
         assert sorted(o.student for o in outcomes if o.status != "failed") == sorted(STUDENTS), \
             f"autograde: expected both submissions graded, got {[(o.student, o.status, o.detail) for o in outcomes]}"
         yield course, url
-    finally:
-        if admin is not None:
-            import sqlalchemy
-            with admin.connect() as conn:
-                conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -86,36 +60,9 @@ def formgrader(graded, tmp_path_factory):
     env = course.subprocess_env()  # the venv's bin first on PATH
     env.update(JUPYTER_CONFIG_DIR=str(jupyter / "config"), JUPYTER_DATA_DIR=str(jupyter / "data"),
                JUPYTER_RUNTIME_DIR=str(jupyter / "runtime"))
-    port = _free_port()
-    log_path = jupyter / "server.log"
-    log = open(log_path, "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "server", "--no-browser", f"--ServerApp.port={port}",
-         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
-         '--ServerApp.jpserver_extensions={"nbgrader.server_extensions.formgrader": True}']
-        + (["--allow-root"] if os.geteuid() == 0 else []),
-        cwd=course.grading_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/formgrader/api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, f"jupyter server exited:\n{log_path.read_text()[-3000:]}"
-                assert time.monotonic() < deadline, \
-                    f"Formgrader did not answer in 60 s:\n{log_path.read_text()[-3000:]}"
-                time.sleep(0.5)
+    with jupyter_server("server", ['--ServerApp.jpserver_extensions={"nbgrader.server_extensions.formgrader": True}'],
+                        course.grading_dir, env, jupyter / "server.log", "/formgrader/api/status", TOKEN) as base:
         yield course, url, base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
-        log.close()
 
 
 def _api(base: str, path: str, method: str = "GET", body=None):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import secrets
 import subprocess
 import sys
 import time
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_inputs
+from conftest import copy_inputs, postgres_gradebook
 from coursekit.build import build
 from coursekit.config import db_url
 from coursekit.demo import add_student
@@ -21,8 +19,6 @@ from coursekit.grading import autograde, grades
 
 MODULE = "00_foundations"
 KINDS = ("reference", "untouched", "one-exercise", "kernel-crash")
-# the role scripts/setup.sh creates on the PostgreSQL server it starts
-PG_SERVER = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://coursekit:coursekit@127.0.0.1:5432")
 
 
 def _batch(course, prefix: str) -> list[str]:
@@ -63,19 +59,10 @@ def test_parallel_grades_equal_serial(serial):
 @pytest.fixture(scope="module")
 def postgres_course(tmp_path_factory):
     """A course whose nbgrader_config.py points at a fresh database on the real server."""
-    import sqlalchemy
-    name = f"cg_test_{secrets.token_hex(4)}"
-    admin = sqlalchemy.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
     course = copy_inputs(tmp_path_factory.mktemp("pg"))
-    config = course.grading_dir / "nbgrader_config.py"
-    config.write_text(config.read_text() + f'\nc.CourseDirectory.db_url = "{PG_SERVER}/{name}"\n')
-    build(course, [MODULE])
-    yield course
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with postgres_gradebook(course):
+        build(course, [MODULE])
+        yield course
 
 
 def test_postgres_gradebook_equals_sqlite(serial, postgres_course):

@@ -1,7 +1,6 @@
 """Package tests for tinytorch.prune_structured (module 02): shrinking == masking, PyTorch's
 ln_structured as reference, N:M / block / head properties, validation."""
 import copy
-import math
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """tinytorch.structure (module 08): slimming penalty, channel selection and removal, BN folding and
 channel sorting invariants, residual dependency groups, the SVD error bound, the distillation
 gradient, and the ONNX round trip through onnxruntime; bad input."""
-import copy
 
 import numpy as np
 import pytest
