@@ -39,9 +39,7 @@ def kill_all() -> None:
     with _ACTIVE_LOCK:
         kernels = list(_ACTIVE)
     for kernel in kernels:
-        process = kernel.process
-        if process is not None:
-            process.kill()
+        kernel.kill()
     POOL.close()
 
 
@@ -115,8 +113,7 @@ def run_job(notebook, files: dict[str, Path], sandbox: Sandbox, cell_timeout: in
 
     def kill():
         fired.set()
-        if kernel.process is not None:
-            kernel.process.kill()
+        kernel.kill()
 
     timer = threading.Timer(sandbox.wall_seconds, kill)
     timer.daemon = True

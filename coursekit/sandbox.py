@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,26 @@ class Sandbox(Configurable):
         for key, value in sorted(env.items()):
             args += ["--setenv", key, value]
         return args + ["--", *self.prlimit(), *command]
+
+
+def kill_sandbox(process) -> None:
+    """SIGKILL bwrap and everything in its sandbox. --die-with-parent takes the sandbox down with
+    bwrap, except just after a start, before the inner bwrap has asked for that: so bwrap is
+    stopped first (it can then start nothing), what it started is killed, then bwrap itself."""
+    if process.poll() is not None:
+        return
+    children = []
+    try:
+        os.kill(process.pid, signal.SIGSTOP)
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    except OSError:  # gone meanwhile
+        pass
+    for pid in children:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
+    process.kill()
 
 
 def python_prefixes() -> list[str]:

@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .sandbox import PidsCgroup, Sandbox, SandboxedKernelManager, kernel_env
+from .sandbox import PidsCgroup, Sandbox, SandboxedKernelManager, kernel_env, kill_sandbox
 
 IDLE_SECONDS = 120  # a warm kernel nobody took by then is killed (a Dask worker between batches)
 
@@ -48,6 +48,10 @@ class Kernel:
     def process(self):
         return getattr(self.km.provisioner, "process", None)
 
+    def kill(self) -> None:
+        if self.process is not None:
+            kill_sandbox(self.process)
+
     def alive(self) -> bool:
         process = self.process
         return process is not None and process.poll() is None
@@ -56,10 +60,9 @@ class Kernel:
         """Kill the kernel (and so its sandbox) and remove what it held; safe to call twice."""
         if self.timer is not None:
             self.timer.cancel()
-        process = self.process
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
+        self.kill()
+        if self.process is not None:
+            self.process.wait()
         try:  # sockets, zmq context, connection file (again, if the notebook client did it)
             asyncio.run(self.km.cleanup_resources())
         except Exception:

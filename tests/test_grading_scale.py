@@ -124,6 +124,21 @@ def test_dask_cluster_grades_equal_serial(serial, dask_cluster):
     assert len(ran_on) == 2
 
 
+def _runs_a_kernel(pid: int) -> bool:
+    """Whether a Python kernel runs below process `pid` (its sandbox has started)."""
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            if b"ipykernel_launcher" in Path(f"/proc/{current}/cmdline").read_bytes():
+                return True
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:  # gone meanwhile
+            continue
+    return False
+
+
 def test_worker_lost_mid_job_is_rerun_elsewhere(serial, dask_cluster, tmp_path):
     """SIGKILL a worker while it runs a job: the job runs again on another worker, every grade
     equals serial grading, and the summary counts the retry."""
@@ -146,7 +161,7 @@ def test_worker_lost_mid_job_is_rerun_elsewhere(serial, dask_cluster, tmp_path):
         def kill_when_busy():
             deadline = time.time() + 300
             while time.time() < deadline and doomed.poll() is None:
-                if client.processing([address]).get(address):
+                if client.processing([address]).get(address) and _runs_a_kernel(doomed.pid):
                     time.sleep(1)  # mid-job: its kernel is executing cells
                     doomed.send_signal(signal.SIGKILL)
                     killed.append(address)

@@ -2,6 +2,7 @@
 its batch or its idle time."""
 from __future__ import annotations
 
+import subprocess
 import time
 
 import nbformat
@@ -61,3 +62,22 @@ def test_warm_kernels_are_killed_when_idle_or_closed():
 def test_a_kernel_that_cannot_start_is_a_row_not_a_crash():
     result = run_job(_notebook("print(1)"), {}, Sandbox(bwrap="/nonexistent/bwrap"), 30)
     assert result.stopped and "kernel failure" in result.limits[0], result.limits
+
+
+def _processes_holding(folder: str) -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in ps if folder in line and not line.lstrip().startswith("Z")]
+
+
+def test_a_kernel_closed_right_after_its_start_leaves_no_process():
+    """The inner bwrap asks to die with its parent only a moment after it starts; a kernel
+    closed inside that moment must not leave it (and the interpreter) running, orphaned."""
+    pool = WarmKernels()
+    folders = []
+    for _ in range(60):
+        kernel = pool.take({}, Sandbox(), ahead=0)
+        folders.append(str(kernel.run_dir))
+        kernel.close()
+    time.sleep(1)
+    left = [line for folder in folders for line in _processes_holding(folder)]
+    assert left == [], f"{len(left)} sandbox processes outlived their kernel: {left[:2]}"
