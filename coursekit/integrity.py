@@ -164,11 +164,22 @@ class Plan:
     static: list[str] = field(default_factory=list)
 
 
+# canary tests: (source, the true value for `a`); `b` is always the truth plus 1..9, so each must fail
 CANARIES = [
-    "_n = len(list(range({a})))\nassert _n == {b}, f\"expected {b} items, got {{_n}} ({nonce})\"",
-    "_v = sum(i * i for i in range({a}))\nassert _v == {b}, f\"sum of squares: expected {b}, got {{_v}} ({nonce})\"",
-    "_s = sorted([{a}, {b}, 1])\nassert _s[0] == {b}, f\"smallest of the three: expected {b}, got {{_s[0]}} ({nonce})\"",
+    ("_n = len(list(range({a})))\nassert _n == {b}, f\"expected {b} items, got {{_n}} ({nonce})\"",
+     lambda a: a),
+    ("_v = sum(i * i for i in range({a}))\nassert _v == {b}, f\"sum of squares: expected {b}, got {{_v}} ({nonce})\"",
+     lambda a: sum(i * i for i in range(a))),
+    ("_s = sorted([{a}, {b}, 1])\nassert _s[0] == {b}, f\"smallest of the three: expected {b}, got {{_s[0]}} ({nonce})\"",
+     lambda a: 1),
 ]
+
+
+def canary_source(rng, nonce: str) -> str:
+    """A small test that must fail with `nonce` in its message, whatever the numbers drawn."""
+    template, truth = rng.choice(CANARIES)
+    a = rng.randint(3, 40)
+    return template.format(a=a, b=truth(a) + rng.randint(1, 9), nonce=nonce)
 
 
 def instrument(nb, due_modules: list[str], canaries: int = 3) -> Plan:
@@ -191,9 +202,7 @@ def instrument(nb, due_modules: list[str], canaries: int = 3) -> Plan:
             roles.append(("guard", len(roles), nonce))
             if index in canary_at:
                 nonce = secrets.token_hex(8)
-                a = rng.randint(3, 40)
-                src = rng.choice(CANARIES).format(a=a, b=a + rng.randint(1, 9), nonce=nonce)
-                cells.append(nbformat.v4.new_code_cell(plain_wrapped(src, helper)))
+                cells.append(nbformat.v4.new_code_cell(plain_wrapped(canary_source(rng, nonce), helper)))
                 roles.append(("canary", nonce))
             cell.source = plain_wrapped(cell.source, helper)
         elif cell.cell_type == "code" and grading_meta(cell).get("locked") and not is_exercise(cell):

@@ -248,3 +248,29 @@ def test_rerun_grades_only_what_is_missing(hostile_batch):
     again = autograde(course, MODULE, ["control-reference-a", "control-untouched-a"], progress=False)
     assert all("already graded" in o.detail for o in again)
     assert [o.score for o in again] == [rows["control-reference-a"].score, 0]
+
+
+def test_every_canary_an_honest_kernel_runs_fails_with_its_nonce():
+    """A canary that could pass would flag an honest submission: every template, for every
+    number the instrumenter can draw, must raise AssertionError naming its nonce."""
+    from coursekit.integrity import CANARIES
+
+    class Fixed:  # draws a chosen template and chosen numbers, in canary_source's order
+        def __init__(self, template, a, k):
+            self.template, self.draws = template, [a, k]
+
+        def choice(self, options):
+            return options[self.template]
+
+        def randint(self, low, high):
+            value = self.draws.pop(0)
+            assert low <= value <= high
+            return value
+
+    from coursekit.integrity import canary_source
+    for template in range(len(CANARIES)):
+        for a in range(3, 41):
+            for k in range(1, 10):
+                source = canary_source(Fixed(template, a, k), "nonce-x")
+                with pytest.raises(AssertionError, match="nonce-x"):
+                    exec(compile(source, "<canary>", "exec"), {})
