@@ -85,6 +85,7 @@ class Grader:
         from nbgrader.apps import NbGraderAPI
         from nbgrader.coursedir import CourseDirectory
 
+        from . import nbgrader_ext
         from .sandbox import Sandbox, require
 
         import warnings
@@ -101,6 +102,7 @@ class Grader:
             self.config.Sandbox.enabled = False
         self.sandbox = Sandbox(config=self.config)
         require(self.sandbox)
+        nbgrader_ext.check_metadata_schema_once()
         with working_dir(course.grading_dir):
             self.api = NbGraderAPI(coursedir=CourseDirectory(config=self.config), config=self.config)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -128,9 +129,20 @@ class _Plain(ast.NodeTransformer):
         return self._wrap(node) if isinstance(node.ctx, ast.Load) and node.id != self.helper else node
 
 
+_HELPER_SLOT = "_cg_helper_slot_"
+
+
 def plain_wrapped(source: str, helper: str) -> str:
     """The graded cell's source with every loaded value checked by `helper`; unchanged if it
     is not plain Python (IPython magics)."""
+    if _HELPER_SLOT in source:
+        return _wrapped(source, helper)
+    # the tests are the same in every submission: rewrite each once, then fill in the helper
+    return _wrapped(source, _HELPER_SLOT).replace(_HELPER_SLOT, helper)
+
+
+@functools.lru_cache(maxsize=4096)
+def _wrapped(source: str, helper: str) -> str:
     try:
         tree = ast.parse(source)
     except SyntaxError:

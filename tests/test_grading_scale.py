@@ -222,3 +222,24 @@ def test_killed_grader_keeps_finished_grades_and_resumes(serial):
     skipped = [o.student for o in again if "already graded" in o.detail]
     assert set(skipped) >= set(done) and len(skipped) < len(students)
     assert _cell_grades(db_url(course), students) == want
+
+
+def test_metadata_schema_checked_once_still_rejects_bad_cells():
+    """nbgrader's per-cell metadata validation, with the schema checked once per process: valid
+    metadata passes, invalid metadata raises as before."""
+    import nbformat
+    from jsonschema import ValidationError
+    from nbgrader.nbgraderformat import MetadataValidator
+
+    from coursekit.nbgrader_ext import check_metadata_schema_once
+
+    check_metadata_schema_once()
+    good = {"grade": True, "grade_id": "t1", "locked": True, "points": 2, "schema_version": 3,
+            "solution": False, "task": False}
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1", metadata={"nbgrader": good})])
+    MetadataValidator().validate_nb(nb)
+    for bad in ({**good, "points": "two"}, {k: v for k, v in good.items() if k != "grade"},
+                {**good, "grade_id": "not an id!"}, {**good, "extra": 1}):
+        nb.cells[0].metadata["nbgrader"] = bad
+        with pytest.raises(ValidationError):
+            MetadataValidator().validate_nb(nb)

@@ -274,3 +274,19 @@ def test_every_canary_an_honest_kernel_runs_fails_with_its_nonce():
                 source = canary_source(Fixed(template, a, k), "nonce-x")
                 with pytest.raises(AssertionError, match="nonce-x"):
                     exec(compile(source, "<canary>", "exec"), {})
+
+
+def test_plain_wrapping_is_the_same_whether_cached_or_not():
+    """Tests are rewritten once per batch and the helper's name filled in per submission: the
+    result must equal a fresh rewrite with that helper, and no helper may leak into another."""
+    from coursekit.integrity import _HELPER_SLOT, _wrapped, plain_wrapped
+
+    source = "x = f(a.b[0], k=y)\nassert np.allclose(x, 1), f'{x} {z[1:]}'\n_r = [v for v in w]"
+    fresh = _wrapped.__wrapped__  # the rewrite without the cache
+    for helper in ("_cg_aaaa.plain", "_cg_bbbb.plain"):
+        wrapped = plain_wrapped(source, helper)
+        assert wrapped == fresh(source, helper)
+        assert wrapped.count(helper) >= 8 and "_cg_aaaa" not in wrapped.replace(helper, "")
+    tricky = f"{_HELPER_SLOT} = 1\nassert {_HELPER_SLOT} == 1"  # mentions the slot: rewritten directly
+    assert plain_wrapped(tricky, "_cg_cccc.plain") == fresh(tricky, "_cg_cccc.plain")
+    assert plain_wrapped("%timeit 1", "_cg_cccc.plain") == "%timeit 1"  # not plain Python: unchanged
