@@ -2,7 +2,7 @@
 of 2 worker processes, in rounds that rotate their order (ratios side by side, medians over
 rounds; this machine is noisy).
 
-    .venv/bin/python benchmarks/bench_grading.py [--n 24] [--module 01] [--batch-rounds 3]
+    .venv/bin/python benchmarks/bench_grading.py [--n 24] [--module 01] [--batch-rounds 5]
 
 Prints submissions per minute, speedup over serial, and the seconds each submission costs
 beyond its notebook's own cell execution (what is left of the sandboxed kernel's start once
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=24)
     parser.add_argument("--module", default="01")
     parser.add_argument("--rounds", type=int, default=4, help="alternating job pairs for the sandbox cost")
-    parser.add_argument("--batch-rounds", type=int, default=3, help="rounds of serial, --jobs 2 and Dask")
+    parser.add_argument("--batch-rounds", type=int, default=5, help="rounds of serial, --jobs 2 and Dask")
     parser.add_argument("--sandbox-only", action="store_true", help="measure only the sandbox cost")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-grading-"))

@@ -146,7 +146,7 @@ class Grader:
     def outcome(self, assignment: str, student: str, seconds: float, ok: bool, log: str) -> Outcome:
         from nbgrader.api import Gradebook, MissingEntry
 
-        from .nbgrader_ext import report_of
+        from .nbgrader_ext import METADATA_KEY
 
         graded = self.course.grading_dir / "autograded" / student / assignment / f"{assignment}.ipynb"
         if not ok or not graded.exists():
@@ -157,10 +157,11 @@ class Grader:
                 score, max_score = sub.score, sub.max_score
             except MissingEntry:
                 score = max_score = None
-        report = report_of(graded) or {}
+        nb = nbformat.read(graded, as_version=4)
+        report = nb.metadata.get(METADATA_KEY) or {}
         flags = list(report.get("flags", [])) + [f"review: {r}" for r in report.get("review", [])]
         limits = list(report.get("limits", []))
-        stuck = _timeouts(graded)
+        stuck = _timeouts(nb)
         status, detail = "graded", ""
         if stuck:
             status, detail = "timeout", f"cell {', '.join(stuck)} hit the time limit"
@@ -171,8 +172,7 @@ class Grader:
         return Outcome(student, status, score, max_score, seconds, detail, flags, limits)
 
 
-def _timeouts(notebook: Path) -> list[str]:
-    nb = nbformat.read(notebook, as_version=4)
+def _timeouts(nb) -> list[str]:
     return [cell.get("id", "?") for cell in nb.cells if cell.cell_type == "code"
             and any(o.output_type == "error" and o.ename == "CellTimeoutError" for o in cell.outputs)]
 
