@@ -14,7 +14,7 @@ cores is bounded by the CPU time both runs share.
 from __future__ import annotations
 
 import argparse
-import statistics
+from statistics import median
 import sys
 import tempfile
 import time
@@ -87,7 +87,7 @@ def sandbox_cost(course: Course, module: str, rounds: int) -> tuple[float, float
         started = time.perf_counter()
         run_job(plan.nb, files, boxed if sandboxed else bare, 60)
         times[sandboxed].append(time.perf_counter() - started)
-    return statistics.median(times[True]), statistics.median(times[False])
+    return median(times[True]), median(times[False])
 
 
 def main() -> None:
@@ -122,9 +122,6 @@ def main() -> None:
     print(f"{'run':<18}{'wall s':>8}{'subs/min':>10}{'speedup':>9}{'overhead s/sub':>16}{'coordinator s/sub':>19}"
           f"{'cell time x':>13}  per round")
 
-    def median(values):
-        return statistics.median(values)
-
     for column, (label, kw) in enumerate(kinds):
         runs = [rr[column] for rr in rounds]
         parallel = kw["jobs"]
@@ -138,7 +135,7 @@ def main() -> None:
     slowdown = median([rr[1]["cells"] / rr[0]["cells"] for rr in rounds])
     print(f"\nwith two notebooks executing at once their cells take {slowdown:.2f}x as long as one at a time (the two "
           f"cores also carry the coordinator's scoring and the next kernels' start-up, which serial grading runs on the "
-          f"otherwise idle core, and share caches): that bounds the speedup of --jobs 2 near {2 / slowdown:.2f}x")
+          f"otherwise idle core): that bounds the speedup of --jobs 2 near {2 / slowdown:.2f}x")
     per_job = median([rr[0]["wall"] for rr in rounds]) / graded
     cells = median([rr[0]["cells"] for rr in rounds]) / graded
     coordinator = median([rr[0]["coordinator"] for rr in rounds]) / graded
